@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Installs everything runcr's demo and tests need on a Debian bookworm host,
+# idempotently: Debian packages, a working CRIU (>= 4.0), runc v1.4.3 with
+# seccomp, and the Go tools the build uses. Run as root. Safe to run again:
+# each step checks first and does nothing when its result is already there.
+set -euo pipefail
+
+RUNC_VERSION=${RUNC_VERSION:-v1.4.3}
+CRIU_VERSION=${CRIU_VERSION:-4.1.1}
+CRIU_ORIG_SHA256=${CRIU_ORIG_SHA256:-f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe}
+CRIU_PREFIX=${CRIU_PREFIX:-/usr/local}
+export PATH=/usr/local/go/bin:$HOME/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+trap 'log "failed at line $LINENO: $BASH_COMMAND"' ERR
+
+if [ "$(id -u)" -ne 0 ]; then
+	log "must run as root (it installs Debian packages and binaries into /usr/local)"
+	exit 1
+fi
+
+# Debian packages: runtime tools for tests, plus CRIU's and runc's build deps.
+PACKAGES=(
+	iptables busybox-static bats jq gawk iproute2 procps psmisc util-linux
+	libseccomp-dev pkg-config build-essential git xz-utils ca-certificates
+	socat go-md2man hyperfine time
+	# CRIU build dependencies (bookworm's -dev packages)
+	libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+	python3-protobuf libnl-3-dev libnl-route-3-dev libcap-dev libnet1-dev
+	libbsd-dev libaio-dev libgnutls28-dev uuid-dev libnftables-dev
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	log "installing Debian packages: ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# CRIU: bookworm's 3.17 fails on this kernel ("Unexpected rt vDSO area bounds"),
+# so build a newer one from Debian trixie's source tarball unless a working
+# criu (>= 4.0, `criu check` passes) is already on PATH.
+criu_ok() {
+	command -v criu >/dev/null || return 1
+	local v
+	v=$(criu --version 2>/dev/null | awk '/^Version:/ {print $2}')
+	[ "${v%%.*}" -ge 4 ] 2>/dev/null || return 1
+	criu check >/dev/null 2>&1
+}
+
+# deb822 or one-line sources: print the URIs that serve Debian's main suites.
+debian_uris() (
+	set +o pipefail
+	{
+		cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ {for (i=2;i<=NF;i++) print $i}'
+		cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+			awk '/^deb / {for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; break}}'
+	} | { grep -v -- '-security' || true; } | { grep '/debian/\?$' || true; } | sort -u
+)
+
+build_criu() {
+	local work tarball
+	work=$(mktemp -d /tmp/runcr-criu.XXXXXX)
+	tarball="criu_${CRIU_VERSION}.orig.tar.xz"
+	local uris
+	uris=$(debian_uris)
+	if [ -z "$uris" ]; then
+		log "no Debian package source found in /etc/apt to fetch CRIU's source from"
+		return 1
+	fi
+	mkdir -p "$work/lists/partial" "$work/etc"
+	: >"$work/etc/empty.list"
+	for u in $uris; do
+		echo "deb-src $u trixie main"
+	done >"$work/etc/trixie-src.list"
+	local aptopts=(
+		-o "Dir::Etc::SourceList=$work/etc/trixie-src.list"
+		-o "Dir::Etc::SourceParts=$work/etc/nonexistent.d"
+		-o "Dir::State::Lists=$work/lists"
+		-o "APT::Get::List-Cleanup=0"
+	)
+	log "fetching CRIU ${CRIU_VERSION} source from Debian trixie"
+	apt-get "${aptopts[@]}" update -qq >/dev/null 2>&1 || true
+	(cd "$work" && apt-get "${aptopts[@]}" source --download-only "criu=${CRIU_VERSION}-*" >/dev/null 2>&1) ||
+		(cd "$work" && apt-get "${aptopts[@]}" source --download-only criu >/dev/null 2>&1) || true
+	if [ ! -f "$work/$tarball" ]; then
+		log "could not download $tarball (apt may 404 on .dsc/patches; the tarball is what is needed)"
+		return 1
+	fi
+	echo "$CRIU_ORIG_SHA256  $work/$tarball" | sha256sum -c --quiet - || {
+		log "$tarball: checksum mismatch"
+		return 1
+	}
+	tar -C "$work" -xf "$work/$tarball"
+	log "building CRIU ${CRIU_VERSION} (about 30 s)"
+	make -C "$work/criu-${CRIU_VERSION}" -j"$(nproc)" criu >"$work/build.log" 2>&1 || {
+		tail -20 "$work/build.log" >&2
+		return 1
+	}
+	install -m 0755 "$work/criu-${CRIU_VERSION}/criu/criu" "$CRIU_PREFIX/sbin/criu"
+	rm -rf "$work"
+}
+
+if ! criu_ok; then
+	build_criu
+	hash -r
+	criu_ok || {
+		log "criu check fails after installing CRIU ${CRIU_VERSION}:"
+		criu check || true
+		exit 1
+	}
+fi
+log "criu: $(command -v criu) $(criu --version | awk '/^Version:/ {print $2}')"
+
+# runc v1.4.3 with seccomp, for pass-through and side-by-side tests.
+runc_ok() {
+	local r=/usr/local/sbin/runc
+	[ -x "$r" ] && "$r" --version 2>/dev/null | grep -q "runc version ${RUNC_VERSION#v}" &&
+		"$r" --version | grep -q seccomp
+}
+if ! runc_ok; then
+	log "building runc ${RUNC_VERSION} with seccomp"
+	GOBIN=/tmp/runcr-runc-bin go install -tags seccomp "github.com/opencontainers/runc@${RUNC_VERSION}"
+	install -m 0755 /tmp/runcr-runc-bin/runc /usr/local/sbin/runc
+	rm -rf /tmp/runcr-runc-bin
+fi
+log "runc: $(/usr/local/sbin/runc --version | head -1)"
