@@ -1,0 +1,156 @@
+package libcheckpoint
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// CheckpointResult says what a successful checkpoint produced.
+type CheckpointResult struct {
+	// ImagePath is the absolute image directory.
+	ImagePath string
+	// LogPath is CRIU's dump.log.
+	LogPath string
+	// Destroyed is true when the container was removed after the dump
+	// (neither --leave-running nor --pre-dump).
+	Destroyed bool
+}
+
+// Checkpoint dumps container id with CRIU into opts.ImagePath. Bad options
+// and a container in the wrong state are refused before CRIU runs; when CRIU
+// fails, the container keeps running (CRIU thaws it) and the error quotes
+// the log. Only after a successful dump is the container destroyed, unless
+// LeaveRunning or PreDump.
+func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointResult, error) {
+	criuOpts, err := opts.CriuOpts()
+	if err != nil {
+		return nil, err
+	}
+	container, err := rt.load(id)
+	if err != nil {
+		return nil, err
+	}
+	status, err := container.Status()
+	if err != nil {
+		return nil, fmt.Errorf("container %q: %w", id, err)
+	}
+	if status == libcontainer.Created || status == libcontainer.Stopped {
+		return nil, fmt.Errorf("%w: container %q is %s; only a running or paused container can be checkpointed (start it with `runcr start %s`)", ErrContainerState, id, status, id)
+	}
+	if err := prepareCheckpointPaths(&opts, criuOpts); err != nil {
+		return nil, err
+	}
+	if opts.StatusFD >= 0 {
+		if err := checkWritableFD(opts.StatusFD); err != nil {
+			return nil, err
+		}
+	}
+	restoreCriu, err := rt.useCriu()
+	if err != nil {
+		return nil, err
+	}
+	defer restoreCriu()
+
+	res := &CheckpointResult{ImagePath: criuOpts.ImagesDirectory, LogPath: logPath(criuOpts, "dump.log")}
+	if err := container.Checkpoint(criuOpts); err != nil {
+		return nil, criuFailure("checkpoint", err, res.LogPath)
+	}
+	if !opts.LeaveRunning && !opts.PreDump {
+		// CRIU has killed the processes; drop the state and cgroups.
+		if err := container.Destroy(); err != nil {
+			logrus.Warnf("container %q was checkpointed but removing its state failed: %v", id, err)
+		} else {
+			res.Destroyed = true
+		}
+	}
+	return res, nil
+}
+
+// prepareCheckpointPaths resolves the image, work and parent directories,
+// creating the first two private (0700) as CRIU writes memory there.
+func prepareCheckpointPaths(opts *CheckpointOptions, c *libcontainer.CriuOpts) error {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if c.ImagesDirectory, err = absPath(opts.ImagePath, filepath.Join(cwd, "checkpoint")); err != nil {
+		return invalid("image-path", "%v", err)
+	}
+	if err := makePrivateDir("image-path", c.ImagesDirectory); err != nil {
+		return err
+	}
+	if opts.WorkPath != "" {
+		if c.WorkDirectory, err = absPath(opts.WorkPath, ""); err != nil {
+			return invalid("work-path", "%v", err)
+		}
+		if err := makePrivateDir("work-path", c.WorkDirectory); err != nil {
+			return err
+		}
+	}
+	if opts.ParentPath != "" {
+		parent := filepath.Join(c.ImagesDirectory, opts.ParentPath)
+		fi, err := os.Stat(parent)
+		switch {
+		case err != nil:
+			return invalid("parent-path", "%s: %v; give the directory of an earlier --pre-dump, relative to --image-path", parent, unwrapPathError(err))
+		case !fi.IsDir():
+			return invalid("parent-path", "%s is not a directory", parent)
+		}
+	}
+	return nil
+}
+
+// makePrivateDir creates dir (and parents) mode 0700, or checks that an
+// existing one is a writable directory.
+func makePrivateDir(flag, dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return invalid(flag, "cannot create %s: %v", dir, unwrapPathError(err))
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return invalid(flag, "%s: %v", dir, unwrapPathError(err))
+	}
+	if !fi.IsDir() {
+		return invalid(flag, "%s is not a directory", dir)
+	}
+	if err := unix.Access(dir, unix.W_OK); err != nil {
+		return invalid(flag, "%s is not writable: %v", dir, err)
+	}
+	return nil
+}
+
+// checkWritableFD checks that fd is open for writing, as CRIU will write
+// to it only after the container is frozen.
+func checkWritableFD(fd int) error {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return invalid("status-fd", "file descriptor %d is not open: %v", fd, err)
+	}
+	if flags&(unix.O_WRONLY|unix.O_RDWR) == 0 {
+		return invalid("status-fd", "file descriptor %d is not open for writing", fd)
+	}
+	return nil
+}
+
+func logPath(c *libcontainer.CriuOpts, name string) string {
+	if c.WorkDirectory != "" {
+		return filepath.Join(c.WorkDirectory, name)
+	}
+	return filepath.Join(c.ImagesDirectory, name)
+}
+
+// unwrapPathError drops the path from a *PathError when the message
+// already names it.
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,92 @@
+package libcheckpoint
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/opencontainers/runc/libcontainer"
+)
+
+// CRIUError is a failed CRIU run. libcontainer has already quoted the
+// log's error lines through the logger; this adds where the log is and,
+// for causes we know, what to do.
+type CRIUError struct {
+	Op      string // "checkpoint" or "restore"
+	LogPath string // CRIU's dump.log or restore.log
+	Hint    string // one line on a known cause, or ""
+	Err     error  // libcontainer's error
+}
+
+func (e *CRIUError) Error() string {
+	msg := fmt.Sprintf("%s failed: %v (CRIU log: %s)", e.Op, e.Err, e.LogPath)
+	if e.Hint != "" {
+		msg += "; hint: " + e.Hint
+	}
+	return msg
+}
+
+// Unwrap lets errors.Is match both ErrCRIU and libcontainer's cause.
+func (e *CRIUError) Unwrap() []error { return []error{ErrCRIU, e.Err} }
+
+// criuHints maps text that CRIU logs for known causes to advice.
+var criuHints = []struct{ match, hint string }{
+	{"Can't lookup mount=", "a process holds a file open that is outside the container's mounts (often stdio redirected to a host file); give the container pipes or a terminal, or bind-mount the file into it"},
+	{"Connected TCP socket", "the container has established TCP connections; checkpoint and restore with --tcp-established"},
+	{"consider using --tcp-established", "the container has established TCP connections; checkpoint and restore with --tcp-established"},
+	{"External socket is used", "a unix socket is connected to a peer outside the container; use --ext-unix-sk"},
+	{"iptables-restore", "CRIU locks the network with iptables-restore; install iptables (Debian package iptables)"},
+	{"Can't connect to server", "the page server given with --page-server is not reachable; start `criu page-server --port PORT` there first"},
+	{"Can't connect to page server", "the page server given with --page-server is not reachable; start `criu page-server --port PORT` there first"},
+	{"Unexpected rt vDSO area bounds", "this CRIU is too old for this kernel; install CRIU 4.0 or newer"},
+	{"Dirty tracking is OFF", "this kernel has no soft-dirty memory tracking (CONFIG_MEM_SOFT_DIRTY), which --pre-dump and --parent-path need"},
+	{"page-pipe: splice", "lazy pages fail with this CRIU on this kernel; checkpoint without --lazy-pages"},
+	{"shell job", "a process of the container belongs to a session outside it; use --shell-job"},
+}
+
+// criuFailure wraps a failed libcontainer Checkpoint/Restore. Feature
+// refusals become ErrUnsupported naming the CRIU feature.
+func criuFailure(op string, err error, logPath string) error {
+	if errors.Is(err, libcontainer.ErrCriuMissingFeatures) {
+		missing := err.Error()
+		missing = strings.ReplaceAll(missing, "MemTrack", "mem_dirty_track (soft-dirty memory tracking, needed by --pre-dump)")
+		missing = strings.ReplaceAll(missing, "LazyPages", "uffd-noncoop (userfaultfd, needed by --lazy-pages)")
+		return fmt.Errorf("%w: %s refused before freezing the container: %s", ErrUnsupported, op, missing)
+	}
+	return &CRIUError{Op: op, LogPath: logPath, Hint: hintFor(logPath), Err: err}
+}
+
+// hintFor scans a CRIU log's error lines for a known cause.
+func hintFor(logPath string) string {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var errLines []string
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 64*1024), 1024*1024)
+	for s.Scan() {
+		if line := s.Text(); strings.Contains(line, "Error") || strings.Contains(line, "Warn") {
+			errLines = append(errLines, line)
+		}
+	}
+	// Errors first: a warning is often just the prelude.
+	for _, h := range criuHints {
+		for _, line := range errLines {
+			if strings.Contains(line, "Error") && strings.Contains(line, h.match) {
+				return h.hint
+			}
+		}
+	}
+	for _, h := range criuHints {
+		for _, line := range errLines {
+			if strings.Contains(line, h.match) {
+				return h.hint
+			}
+		}
+	}
+	return ""
+}

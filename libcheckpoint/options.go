@@ -1,0 +1,276 @@
+// Package libcheckpoint checkpoints and restores OCI containers managed by
+// runc's libcontainer, using CRIU. It owns the meaning of every checkpoint
+// and restore option, validates them, and maps them onto
+// libcontainer.CriuOpts in one place; the runcr command line only parses
+// flags into these types and prints results.
+package libcheckpoint
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Sentinel errors; every error the package returns for bad input wraps one
+// of these (test with errors.Is) and names the offending flag.
+var (
+	// ErrInvalidOption: an option's value is malformed or contradicts another.
+	ErrInvalidOption = errors.New("invalid option")
+	// ErrUnsupported: this host's CRIU or kernel lacks a feature the options need.
+	ErrUnsupported = errors.New("not supported on this host")
+	// ErrContainerState: the container is missing or in a state that forbids the operation.
+	ErrContainerState = errors.New("container state")
+	// ErrCRIU: CRIU itself reported a failure; the error quotes its log.
+	ErrCRIU = errors.New("criu failed")
+)
+
+// Cgroup management modes accepted by --manage-cgroups-mode (see criu(8)).
+var cgroupModes = []string{"soft", "full", "strict", "ignore"}
+
+// Namespaces that --empty-ns may name. runc does not manage network
+// devices, so CRIU only may be told to leave the network namespace empty.
+var emptyNamespaces = map[specs.LinuxNamespaceType]uint32{
+	specs.NetworkNamespace: unix.CLONE_NEWNET,
+}
+
+// CommonOptions are the options checkpoint and restore share; the ones
+// marked "must match" have to be given to restore as they were to dump.
+type CommonOptions struct {
+	// ImagePath is the directory holding CRIU's image files
+	// (--image-path). Empty means "checkpoint" in the working directory.
+	ImagePath string
+	// WorkPath is where CRIU writes its log (dump.log/restore.log) and
+	// other work files (--work-path). Empty means the image directory.
+	WorkPath string
+	// TCPEstablished checkpoints/restores established TCP connections
+	// (--tcp-established; must match).
+	TCPEstablished bool
+	// ExtUnixSockets allows unix sockets connected to peers outside the
+	// container (--ext-unix-sk; must match).
+	ExtUnixSockets bool
+	// ShellJob allows a process tree that is a shell job, i.e. whose
+	// session or process group leader is outside the container (--shell-job).
+	ShellJob bool
+	// FileLocks checkpoints/restores held file locks (--file-locks; must match).
+	FileLocks bool
+	// ManageCgroupsMode tells CRIU how to handle cgroups: "soft", "full",
+	// "strict", "ignore", or "" for CRIU's default (--manage-cgroups-mode).
+	ManageCgroupsMode string
+	// EmptyNamespaces lists namespaces CRIU creates but does not restore
+	// the properties of; only "network" is supported (--empty-ns).
+	EmptyNamespaces []string
+	// AutoDedup punches holes in the parent images' pages as they are
+	// dumped or restored, to save space (--auto-dedup).
+	AutoDedup bool
+	// LazyPages dumps/restores memory lazily through userfaultfd
+	// (--lazy-pages).
+	LazyPages bool
+}
+
+// CheckpointOptions configure Checkpoint. The zero value (with StatusFD
+// set to -1 by NewCheckpointOptions) behaves as `runc checkpoint`.
+type CheckpointOptions struct {
+	CommonOptions
+	// ParentPath is the image directory of a previous pre-dump, relative
+	// to ImagePath (--parent-path). It must exist.
+	ParentPath string
+	// LeaveRunning keeps the container running after a successful dump
+	// (--leave-running); otherwise it is destroyed.
+	LeaveRunning bool
+	// TCPSkipInFlight skips TCP connections still in the handshake
+	// instead of failing (--tcp-skip-in-flight).
+	TCPSkipInFlight bool
+	// LinkRemap lets CRIU link unlinked-but-open files back in place
+	// (--link-remap).
+	LinkRemap bool
+	// StatusFD is a file descriptor that receives "\0" once the lazy-pages
+	// page server is ready (--status-fd); -1 for none.
+	StatusFD int
+	// PageServer is ADDRESS:PORT of a `criu page-server` that receives
+	// the memory pages instead of the image directory (--page-server).
+	PageServer string
+	// PreDump dumps memory only, for a later iterative dump, and leaves
+	// the container running (--pre-dump). Needs soft-dirty tracking.
+	PreDump bool
+}
+
+// NewCheckpointOptions returns the options `runc checkpoint` uses when no
+// flag is given.
+func NewCheckpointOptions() CheckpointOptions {
+	return CheckpointOptions{StatusFD: -1}
+}
+
+// RestoreOptions configure Restore.
+type RestoreOptions struct {
+	CommonOptions
+	// Bundle is the OCI bundle directory holding config.json (--bundle);
+	// empty means the working directory.
+	Bundle string
+	// Detach returns once the container is restored instead of waiting for
+	// it to exit (--detach).
+	Detach bool
+	// PidFile receives the restored init's host pid, written atomically
+	// (--pid-file).
+	PidFile string
+	// ConsoleSocket is an AF_UNIX socket that receives the pty master of a
+	// terminal container (--console-socket).
+	ConsoleSocket string
+	// NoSubreaper keeps runcr from becoming a child subreaper while it waits
+	// (--no-subreaper).
+	NoSubreaper bool
+	// NoPivot restores without pivot_root, for a rootfs on a ramdisk
+	// (--no-pivot).
+	NoPivot bool
+	// LSMProfile is the LSM profile (TYPE:NAME, TYPE apparmor or selinux)
+	// the restored processes get (--lsm-profile).
+	LSMProfile string
+	// LSMMountContext is the LSM mount context for restored mounts
+	// (--lsm-mount-context).
+	LSMMountContext string
+}
+
+func invalid(flag, format string, args ...any) error {
+	return fmt.Errorf("%w: --%s: %s", ErrInvalidOption, flag, fmt.Sprintf(format, args...))
+}
+
+// Validate checks the options that both commands share.
+func (o *CommonOptions) Validate() error {
+	if o.ManageCgroupsMode != "" && !slices.Contains(cgroupModes, o.ManageCgroupsMode) {
+		return invalid("manage-cgroups-mode", "%q is not one of %s", o.ManageCgroupsMode, strings.Join(cgroupModes, ", "))
+	}
+	if _, err := o.emptyNsMask(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// emptyNsMask returns the CLONE_NEW* mask of namespaces CRIU must leave
+// empty. The network namespace is always in it: runc doesn't restore
+// network devices, so libcontainer/runc always pass it.
+func (o *CommonOptions) emptyNsMask() (uint32, error) {
+	mask := uint32(unix.CLONE_NEWNET)
+	for _, ns := range o.EmptyNamespaces {
+		bit, ok := emptyNamespaces[specs.LinuxNamespaceType(ns)]
+		if !ok {
+			return 0, invalid("empty-ns", "namespace %q is not supported; only %q is", ns, specs.NetworkNamespace)
+		}
+		mask |= bit
+	}
+	return mask, nil
+}
+
+// Validate checks the checkpoint options for syntax and consistency; it
+// does not touch the file system or the container.
+func (o *CheckpointOptions) Validate() error {
+	if err := o.CommonOptions.Validate(); err != nil {
+		return err
+	}
+	if o.ParentPath != "" && filepath.IsAbs(o.ParentPath) {
+		return invalid("parent-path", "%q must be relative to --image-path", o.ParentPath)
+	}
+	if o.PageServer != "" {
+		if _, _, err := parsePageServer(o.PageServer); err != nil {
+			return err
+		}
+	}
+	if o.StatusFD < -1 {
+		return invalid("status-fd", "%d is not a file descriptor", o.StatusFD)
+	}
+	return nil
+}
+
+// Validate checks the restore options for syntax and consistency.
+func (o *RestoreOptions) Validate() error {
+	if err := o.CommonOptions.Validate(); err != nil {
+		return err
+	}
+	if o.LSMProfile != "" {
+		typ, name, ok := strings.Cut(o.LSMProfile, ":")
+		if !ok || name == "" || (typ != "apparmor" && typ != "selinux") {
+			return invalid("lsm-profile", "%q is not TYPE:NAME with TYPE apparmor or selinux", o.LSMProfile)
+		}
+	}
+	return nil
+}
+
+// parsePageServer splits ADDRESS:PORT as runc does, with a named error.
+func parsePageServer(s string) (string, int32, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" || port == "" {
+		return "", 0, invalid("page-server", "%q is not ADDRESS:PORT", s)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return "", 0, invalid("page-server", "port %q is not a number from 1 to 65535", port)
+	}
+	return host, int32(n), nil
+}
+
+// criuOpts is the one mapping of options onto libcontainer.CriuOpts; the
+// checkpoint- and restore-only fields are filled by the callers below.
+func (o *CommonOptions) criuOpts() (*libcontainer.CriuOpts, error) {
+	mask, err := o.emptyNsMask()
+	if err != nil {
+		return nil, err
+	}
+	return &libcontainer.CriuOpts{
+		ImagesDirectory:         o.ImagePath,
+		WorkDirectory:           o.WorkPath,
+		TcpEstablished:          o.TCPEstablished,
+		ExternalUnixConnections: o.ExtUnixSockets,
+		ShellJob:                o.ShellJob,
+		FileLocks:               o.FileLocks,
+		ManageCgroupsMode:       o.ManageCgroupsMode,
+		EmptyNs:                 mask,
+		AutoDedup:               o.AutoDedup,
+		LazyPages:               o.LazyPages,
+		StatusFd:                -1,
+	}, nil
+}
+
+// CriuOpts maps validated checkpoint options onto libcontainer's.
+func (o *CheckpointOptions) CriuOpts() (*libcontainer.CriuOpts, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	c, err := o.CommonOptions.criuOpts()
+	if err != nil {
+		return nil, err
+	}
+	c.ParentImage = o.ParentPath
+	c.LeaveRunning = o.LeaveRunning
+	c.TcpSkipInFlight = o.TCPSkipInFlight
+	c.LinkRemap = o.LinkRemap
+	c.PreDump = o.PreDump
+	c.StatusFd = o.StatusFD
+	if o.PageServer != "" {
+		host, port, err := parsePageServer(o.PageServer)
+		if err != nil {
+			return nil, err
+		}
+		c.PageServer = libcontainer.CriuPageServerInfo{Address: host, Port: port}
+	}
+	return c, nil
+}
+
+// CriuOpts maps validated restore options onto libcontainer's.
+func (o *RestoreOptions) CriuOpts() (*libcontainer.CriuOpts, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	c, err := o.CommonOptions.criuOpts()
+	if err != nil {
+		return nil, err
+	}
+	c.LsmProfile = o.LSMProfile
+	c.LsmMountContext = o.LSMMountContext
+	return c, nil
+}

@@ -1,0 +1,220 @@
+package libcheckpoint
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+)
+
+// Stdio is what a restored container's standard streams are connected to:
+// inherited directly when detached, copied to and from when in the
+// foreground. Nil fields mean the calling process's own.
+type Stdio struct {
+	In, Out, Err *os.File
+}
+
+func (s Stdio) orDefault() Stdio {
+	if s.In == nil {
+		s.In = os.Stdin
+	}
+	if s.Out == nil {
+		s.Out = os.Stdout
+	}
+	if s.Err == nil {
+		s.Err = os.Stderr
+	}
+	return s
+}
+
+// Restore creates container id from the bundle and restores its processes
+// from opts.ImagePath. Detached, it returns 0 once the container runs;
+// otherwise it waits, forwarding signals, and returns the container's exit
+// status. On failure nothing is left under the root: the half-made
+// container is destroyed and the images are untouched.
+func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, error) {
+	criuOpts, err := opts.CriuOpts()
+	if err != nil {
+		return -1, err
+	}
+	if err := validateID(id); err != nil {
+		return -1, err
+	}
+	stdio = stdio.orDefault()
+	if err := prepareRestorePaths(&opts, criuOpts); err != nil {
+		return -1, err
+	}
+	spec, err := loadSpec(opts.Bundle)
+	if err != nil {
+		return -1, err
+	}
+	r := &restorer{
+		opts:     opts,
+		stdio:    stdio,
+		terminal: spec.Process.Terminal,
+	}
+	if err := r.checkTerminal(); err != nil {
+		return -1, err
+	}
+	config, err := rt.libcontainerConfig(id, spec, opts)
+	if err != nil {
+		return -1, err
+	}
+	restoreCriu, err := rt.useCriu()
+	if err != nil {
+		return -1, err
+	}
+	defer restoreCriu()
+
+	container, err := libcontainer.Create(rt.root(), id, config)
+	if errors.Is(err, libcontainer.ErrExist) {
+		return -1, fmt.Errorf("%w: a container %q already exists under --root %s; restore under another id or delete it first", ErrContainerState, id, rt.root())
+	}
+	if err != nil {
+		return -1, fmt.Errorf("creating container %q: %w", id, err)
+	}
+	r.container = container
+	return r.run(criuOpts, logPath(criuOpts, "restore.log"))
+}
+
+// prepareRestorePaths makes every path absolute before the bundle's
+// directory becomes the reference for relative paths, and checks that the
+// images are there.
+func prepareRestorePaths(opts *RestoreOptions, c *libcontainer.CriuOpts) error {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if c.ImagesDirectory, err = absPath(opts.ImagePath, filepath.Join(cwd, "checkpoint")); err != nil {
+		return invalid("image-path", "%v", err)
+	}
+	fi, err := os.Stat(c.ImagesDirectory)
+	switch {
+	case err != nil:
+		return invalid("image-path", "%s: %v; give the directory `runcr checkpoint --image-path` wrote", c.ImagesDirectory, unwrapPathError(err))
+	case !fi.IsDir():
+		return invalid("image-path", "%s is not a directory", c.ImagesDirectory)
+	}
+	if _, err := os.Stat(filepath.Join(c.ImagesDirectory, "inventory.img")); err != nil {
+		return invalid("image-path", "%s holds no checkpoint (no inventory.img); give the directory `runcr checkpoint --image-path` wrote", c.ImagesDirectory)
+	}
+	if opts.WorkPath != "" {
+		if c.WorkDirectory, err = absPath(opts.WorkPath, ""); err != nil {
+			return invalid("work-path", "%v", err)
+		}
+		if err := makePrivateDir("work-path", c.WorkDirectory); err != nil {
+			return err
+		}
+	}
+	if opts.Bundle, err = absPath(opts.Bundle, cwd); err != nil {
+		return invalid("bundle", "%v", err)
+	}
+	if opts.PidFile != "" {
+		if opts.PidFile, err = absPath(opts.PidFile, ""); err != nil {
+			return invalid("pid-file", "%v", err)
+		}
+		if fi, err := os.Stat(filepath.Dir(opts.PidFile)); err != nil || !fi.IsDir() {
+			return invalid("pid-file", "directory %s does not exist; create it or choose another path", filepath.Dir(opts.PidFile))
+		}
+	}
+	if opts.ConsoleSocket != "" {
+		if opts.ConsoleSocket, err = absPath(opts.ConsoleSocket, ""); err != nil {
+			return invalid("console-socket", "%v", err)
+		}
+	}
+	return nil
+}
+
+// loadSpec reads and checks bundle/config.json.
+func loadSpec(bundle string) (*specs.Spec, error) {
+	path := filepath.Join(bundle, "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, invalid("bundle", "%s: %v; give the bundle directory the container was created from", path, unwrapPathError(err))
+	}
+	var spec *specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil, invalid("bundle", "%s is not a valid OCI config: %v", path, err)
+	}
+	if spec == nil || spec.Process == nil {
+		return nil, invalid("bundle", "%s has no process", path)
+	}
+	p := spec.Process
+	if p.Cwd == "" || !filepath.IsAbs(p.Cwd) {
+		return nil, invalid("bundle", "%s: process.cwd %q must be an absolute path", path, p.Cwd)
+	}
+	if len(p.Args) == 0 {
+		return nil, invalid("bundle", "%s: process.args must not be empty", path)
+	}
+	return spec, nil
+}
+
+// libcontainerConfig converts the spec as runc does. specconv resolves
+// relative paths (rootfs, mount sources) against the working directory,
+// which runc sets to the bundle; do the same for the conversion only.
+func (rt *Runtime) libcontainerConfig(id string, spec *specs.Spec, opts RestoreOptions) (_ *configs.Config, err error) {
+	rootlessCg, err := rt.rootlessCgroups()
+	if err != nil {
+		return nil, err
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chdir(opts.Bundle); err != nil {
+		return nil, invalid("bundle", "%v", err)
+	}
+	defer func() {
+		if cerr := os.Chdir(cwd); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
+		CgroupName:       id,
+		UseSystemdCgroup: rt.SystemdCgroup,
+		NoPivotRoot:      opts.NoPivot,
+		Spec:             spec,
+		RootlessEUID:     os.Geteuid() != 0,
+		RootlessCgroups:  rootlessCg,
+	})
+	if err != nil {
+		return nil, invalid("bundle", "%s/config.json: %v", opts.Bundle, err)
+	}
+	return config, nil
+}
+
+// writePidFile writes pid to path atomically (temporary file, rename), so
+// a reader never sees a partial pid.
+func writePidFile(path string, pid int) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_SYNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("--pid-file: %w", err)
+	}
+	_, err = f.WriteString(strconv.Itoa(pid))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("--pid-file: %w", err)
+	}
+	return nil
+}
+
+func warnIf(err error, format string, args ...any) {
+	if err != nil {
+		logrus.Warnf(format+": %v", append(args, err)...)
+	}
+}

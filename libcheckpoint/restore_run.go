@@ -1,0 +1,292 @@
+package libcheckpoint
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+
+	"github.com/containerd/console"
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/system"
+	"github.com/opencontainers/runc/libcontainer/utils"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// restorer runs one restore: it wires the container's stdio, calls
+// libcontainer, then waits in the foreground or returns when detached.
+// Its shape follows runc's runner so that engines see the same behaviour.
+type restorer struct {
+	opts      RestoreOptions
+	stdio     Stdio
+	terminal  bool
+	container *libcontainer.Container
+
+	postStart []io.Closer // our copies of what the container got; closed once it runs
+	closers   []io.Closer // our ends of its stdio; closed when it exits
+	copies    sync.WaitGroup
+	consoleC  chan error // foreground terminal: receipt of the pty master
+	console   console.Console
+	host      console.Console
+}
+
+// checkTerminal applies runc's rules on terminals and console sockets.
+func (r *restorer) checkTerminal() error {
+	if r.opts.Detach && r.terminal && r.opts.ConsoleSocket == "" {
+		return invalid("console-socket", "the container has a terminal (process.terminal in config.json) and --detach needs a socket to send its pty master to; give --console-socket PATH")
+	}
+	if (!r.opts.Detach || !r.terminal) && r.opts.ConsoleSocket != "" {
+		return invalid("console-socket", "only used with --detach for a container with a terminal")
+	}
+	return nil
+}
+
+func (r *restorer) run(criuOpts *libcontainer.CriuOpts, log string) (status int, err error) {
+	defer func() {
+		if err != nil {
+			r.destroy()
+		}
+	}()
+	process := &libcontainer.Process{Init: true}
+	if err := r.setupIO(process); err != nil {
+		return -1, err
+	}
+	defer r.close()
+
+	var signals chan os.Signal
+	if !r.opts.Detach {
+		signals = r.catchSignals()
+		defer signal.Stop(signals)
+	}
+	if err := r.container.Restore(process, criuOpts); err != nil {
+		return -1, criuFailure("restore", err, log)
+	}
+	if r.consoleC != nil {
+		if err := <-r.consoleC; err != nil {
+			terminate(process)
+			return -1, err
+		}
+	}
+	r.closePostStart()
+	if r.opts.PidFile != "" {
+		pid, err := process.Pid()
+		if err == nil {
+			err = writePidFile(r.opts.PidFile, pid)
+		}
+		if err != nil {
+			terminate(process)
+			return -1, err
+		}
+	}
+	if r.opts.Detach {
+		return 0, nil
+	}
+	status, err = r.forward(process, signals)
+	if err != nil {
+		terminate(process)
+		return -1, err
+	}
+	r.destroy()
+	return status, nil
+}
+
+// setupIO gives the container its stdio as runc would: the caller's own
+// files when detached, fresh pipes copied to the caller's in the
+// foreground, or a pty whose master goes to the console socket (detached)
+// or is copied to the caller's terminal (foreground).
+func (r *restorer) setupIO(p *libcontainer.Process) error {
+	switch {
+	case r.terminal && r.opts.Detach:
+		conn, err := net.Dial("unix", r.opts.ConsoleSocket)
+		if err != nil {
+			return invalid("console-socket", "%v", err)
+		}
+		socket, err := conn.(*net.UnixConn).File()
+		if err != nil {
+			conn.Close()
+			return err
+		}
+		r.postStart = append(r.postStart, conn, socket)
+		p.ConsoleSocket = socket
+	case r.terminal:
+		host, err := hostConsole(r.stdio)
+		if err != nil {
+			return invalid("console-socket", "the container has a terminal but runcr's stdio is not one (%v); use --detach with --console-socket", err)
+		}
+		r.host = host
+		parent, child, err := utils.NewSockPair("console")
+		if err != nil {
+			return err
+		}
+		p.ConsoleSocket = child
+		r.postStart = append(r.postStart, parent, child)
+		r.consoleC = make(chan error, 1)
+		go func() { r.consoleC <- r.receiveConsole(parent) }()
+	case r.opts.Detach:
+		p.Stdin, p.Stdout, p.Stderr = r.stdio.In, r.stdio.Out, r.stdio.Err
+	default:
+		config := r.container.Config()
+		uid, err := config.HostRootUID()
+		if err != nil {
+			return err
+		}
+		gid, err := config.HostRootGID()
+		if err != nil {
+			return err
+		}
+		pipes, err := p.InitializeIO(uid, gid)
+		if err != nil {
+			return err
+		}
+		r.closers = append(r.closers, pipes.Stdin, pipes.Stdout, pipes.Stderr)
+		for _, c := range []any{p.Stdin, p.Stdout, p.Stderr} {
+			if c, ok := c.(io.Closer); ok {
+				r.postStart = append(r.postStart, c)
+			}
+		}
+		go func() {
+			_, _ = io.Copy(pipes.Stdin, r.stdio.In)
+			_ = pipes.Stdin.Close()
+		}()
+		r.copies.Add(2)
+		go r.copy(r.stdio.Out, pipes.Stdout)
+		go r.copy(r.stdio.Err, pipes.Stderr)
+	}
+	return nil
+}
+
+func (r *restorer) copy(w io.Writer, rd io.ReadCloser) {
+	defer r.copies.Done()
+	_, _ = io.Copy(w, rd)
+	_ = rd.Close()
+}
+
+func hostConsole(s Stdio) (console.Console, error) {
+	for _, f := range []*os.File{s.Err, s.Out, s.In} {
+		if c, err := console.ConsoleFromFile(f); err == nil {
+			return c, nil
+		}
+	}
+	f, err := os.Open("/dev/tty")
+	if err != nil {
+		return nil, err
+	}
+	return console.ConsoleFromFile(f)
+}
+
+// receiveConsole takes the pty master CRIU hands over and copies it to
+// and from the caller's terminal, which is put in raw mode.
+func (r *restorer) receiveConsole(socket *os.File) error {
+	master, err := utils.RecvFile(socket)
+	if err != nil {
+		return err
+	}
+	cons, err := console.ConsoleFromFile(master)
+	if err != nil {
+		return err
+	}
+	if err := console.ClearONLCR(cons.Fd()); err != nil {
+		return err
+	}
+	r.console = cons
+	r.closers = append(r.closers, cons)
+	go func() { _, _ = io.Copy(cons, r.stdio.In) }()
+	r.copies.Add(1)
+	go r.copy(r.stdio.Out, cons)
+	if err := r.host.SetRaw(); err != nil {
+		return err
+	}
+	_ = cons.ResizeFrom(r.host)
+	return nil
+}
+
+func (r *restorer) closePostStart() {
+	for _, c := range r.postStart {
+		_ = c.Close()
+	}
+	r.postStart = nil
+}
+
+func (r *restorer) close() {
+	r.closePostStart()
+	if !r.opts.Detach {
+		r.copies.Wait()
+	}
+	for _, c := range r.closers {
+		_ = c.Close()
+	}
+	if r.host != nil {
+		_ = r.host.Reset()
+	}
+}
+
+func (r *restorer) destroy() {
+	warnIf(r.container.Destroy(), "removing container %q", r.container.ID())
+}
+
+func terminate(p *libcontainer.Process) {
+	_ = p.Signal(unix.SIGKILL)
+	_, _ = p.Wait()
+}
+
+// catchSignals makes us the subreaper (unless --no-subreaper), so that the
+// restored init, which CRIU makes our child, is reaped by us, and starts
+// catching every signal to forward it.
+func (r *restorer) catchSignals() chan os.Signal {
+	if !r.opts.NoSubreaper {
+		warnIf(system.SetSubreaper(1), "becoming a subreaper")
+	}
+	s := make(chan os.Signal, 2048)
+	signal.Notify(s)
+	return s
+}
+
+// forward relays signals to the container's init until it exits and
+// returns its exit status (128+signal when killed), as runc does.
+func (r *restorer) forward(p *libcontainer.Process, signals chan os.Signal) (int, error) {
+	pid1, err := p.Pid()
+	if err != nil {
+		return -1, err
+	}
+	// An exit may have happened before we listened: reap once up front.
+	if status, done := r.reap(p, pid1); done {
+		return status, nil
+	}
+	for s := range signals {
+		switch s {
+		case unix.SIGWINCH:
+			if r.console != nil && r.host != nil {
+				_ = r.console.ResizeFrom(r.host)
+			}
+		case unix.SIGCHLD:
+			if status, done := r.reap(p, pid1); done {
+				return status, nil
+			}
+		case unix.SIGURG:
+			// The Go runtime's preemption signal, not meant for the container.
+		default:
+			if err := p.Signal(s); err != nil && !errors.Is(err, os.ErrProcessDone) {
+				logrus.Warnf("forwarding %v to the container: %v", s, err)
+			}
+		}
+	}
+	return -1, errors.New("signal channel closed")
+}
+
+// reap collects every exited child and reports init's exit status.
+func (r *restorer) reap(p *libcontainer.Process, pid1 int) (int, bool) {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err != nil || pid <= 0 {
+			return 0, false
+		}
+		if pid == pid1 {
+			_, _ = p.Wait()
+			return utils.ExitStatus(ws), true
+		}
+	}
+}

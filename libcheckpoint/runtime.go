@@ -1,0 +1,128 @@
+package libcheckpoint
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"golang.org/x/sys/unix"
+
+	// Lets libcontainer's cgroup managers apply device rules on restore,
+	// as runc does.
+	_ "github.com/opencontainers/cgroups/devices"
+)
+
+// DefaultRoot is runc's default state directory for root; runcr shares it
+// so that runc and runcr see the same containers.
+const DefaultRoot = "/run/runc"
+
+// Runtime holds the global settings under which containers are found and
+// created; they mirror runc's global flags.
+type Runtime struct {
+	// Root is the container state directory shared with runc (--root).
+	Root string
+	// SystemdCgroup manages cgroups through systemd (--systemd-cgroup).
+	SystemdCgroup bool
+	// Rootless is "true", "false" or "auto"/"" and, as in runc, says
+	// whether cgroup permission errors are ignored (--rootless).
+	Rootless string
+	// CriuPath is the criu binary to run (--criu); empty means "criu" on PATH.
+	CriuPath string
+}
+
+func (rt *Runtime) root() string {
+	if rt.Root == "" {
+		return DefaultRoot
+	}
+	return rt.Root
+}
+
+// rootlessCgroups decides like runc's shouldUseRootlessCgroupManager,
+// minus the systemd user-session probing runcr has no use for as root.
+func (rt *Runtime) rootlessCgroups() (bool, error) {
+	switch rt.Rootless {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	case "", "auto":
+		return os.Geteuid() != 0 && !rt.SystemdCgroup, nil
+	}
+	return false, invalid("rootless", "%q is not true, false or auto", rt.Rootless)
+}
+
+// useCriu makes libcontainer, which always runs "criu" from PATH, run
+// rt.CriuPath instead. The returned function undoes it.
+func (rt *Runtime) useCriu() (func(), error) {
+	if rt.CriuPath == "" {
+		return func() {}, nil
+	}
+	path, err := filepath.Abs(rt.CriuPath)
+	if err != nil {
+		return nil, invalid("criu", "%v", err)
+	}
+	if err := unix.Access(path, unix.X_OK); err != nil {
+		return nil, invalid("criu", "%s: %v; give the path of an executable criu binary", path, err)
+	}
+	dir, cleanup := filepath.Dir(path), func() {}
+	if filepath.Base(path) != "criu" {
+		// PATH lookup needs the name "criu": offer it through a private link.
+		tmp, err := os.MkdirTemp("", "runcr-criu-")
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Symlink(path, filepath.Join(tmp, "criu")); err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+		dir, cleanup = tmp, func() { os.RemoveAll(tmp) }
+	}
+	oldPath := os.Getenv("PATH")
+	os.Setenv("PATH", dir+string(os.PathListSeparator)+oldPath)
+	return func() {
+		os.Setenv("PATH", oldPath)
+		cleanup()
+	}, nil
+}
+
+// validateID rejects ids libcontainer would refuse, with a message that
+// says why, before any file is touched.
+func validateID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: container id is empty; give the id of a container (see `runcr list`)", ErrInvalidOption)
+	}
+	if id == "." || id == ".." || strings.ContainsAny(id, "/\\") || strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.") != "" {
+		return fmt.Errorf("%w: container id %q: %w; ids use only letters, digits, '_', '+', '-' and '.'", ErrInvalidOption, id, libcontainer.ErrInvalidID)
+	}
+	return nil
+}
+
+// load opens an existing container under the runtime's root.
+func (rt *Runtime) load(id string) (*libcontainer.Container, error) {
+	if err := validateID(id); err != nil {
+		return nil, err
+	}
+	c, err := libcontainer.Load(rt.root(), id)
+	if errors.Is(err, libcontainer.ErrNotExist) {
+		return nil, fmt.Errorf("%w: container %q does not exist under --root %s (see `runcr --root %s list`)", ErrContainerState, id, rt.root(), rt.root())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading container %q: %w", id, err)
+	}
+	return c, nil
+}
+
+// absPath makes p absolute against the working directory, with def
+// standing in for an empty p.
+func absPath(p, def string) (string, error) {
+	if p == "" {
+		p = def
+	}
+	if p == "" {
+		return "", nil
+	}
+	return filepath.Abs(p)
+}

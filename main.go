@@ -1,0 +1,234 @@
+// Command runcr is a runc-compatible OCI runtime whose checkpoint and
+// restore are its own (package libcheckpoint); every other subcommand is
+// handed, argv unchanged, to a real runc binary.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/runcr/runcr/libcheckpoint"
+)
+
+// version is set by the Makefile from git describe.
+var version = "dev"
+
+// passThroughCommands are runc's other subcommands; runcr execs runc for
+// them (and for any command it doesn't know, so newer runc verbs work).
+var passThroughCommands = []struct{ name, usage string }{
+	{"create", "create a container"},
+	{"delete", "delete any resources held by the container often used with detached container"},
+	{"events", "display container events such as OOM notifications, cpu, memory, and IO usage statistics"},
+	{"exec", "execute new process inside the container"},
+	{"features", "show the enabled features"},
+	{"kill", "kill sends the specified signal (default: SIGTERM) to the container's init process"},
+	{"list", "lists containers started by runc with the given root"},
+	{"pause", "pause suspends all processes inside the container"},
+	{"ps", "ps displays the processes running inside a container"},
+	{"resume", "resumes all processes that have been previously paused"},
+	{"run", "create and run a container"},
+	{"spec", "create a new specification file"},
+	{"start", "executes the user defined process in a created container"},
+	{"state", "output the state of a container"},
+	{"update", "update container resource constraints"},
+}
+
+func main() {
+	app := newApp()
+	if err := app.Run(os.Args); err != nil {
+		reportError(err)
+		var exit cli.ExitCoder
+		if errors.As(err, &exit) {
+			os.Exit(exit.ExitCode())
+		}
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	app := &cli.App{
+		Name:    "runcr",
+		Usage:   "runc-compatible OCI runtime with its own checkpoint and restore",
+		Version: version,
+		Description: `runcr runs OCI containers through runc and checkpoints and restores them
+with CRIU. Its checkpoint and restore take runc's flags; every other command
+is passed to runc ($RUNCR_RUNC, or the first runc on PATH) unchanged, so both
+see the same containers under --root.`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "debug", Usage: "enable debug logging"},
+			&cli.StringFlag{Name: "log", Usage: "set the log file to write runcr logs to (default is '/dev/stderr')"},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "set the log format ('text' (default), or 'json')"},
+			&cli.StringFlag{Name: "root", Value: defaultRoot(), Usage: "root directory for storage of container state (this should be located in tmpfs)"},
+			&cli.BoolFlag{Name: "systemd-cgroup", Usage: "enable systemd cgroup support"},
+			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "ignore cgroup permission errors ('true', 'false', or 'auto')"},
+			&cli.StringFlag{Name: "criu", Usage: "path to the criu binary used for checkpoint and restore (default: criu on PATH)"},
+		},
+		Commands:               []*cli.Command{checkpointCommand(), restoreCommand()},
+		Before:                 setupLogging,
+		CommandNotFound:        func(c *cli.Context, name string) { passThrough() },
+		ExitErrHandler:         func(*cli.Context, error) {}, // main reports and exits
+		HideHelpCommand:        true,
+		UseShortOptionHandling: false,
+	}
+	for _, pt := range passThroughCommands {
+		app.Commands = append(app.Commands, &cli.Command{
+			Name:            pt.name,
+			Usage:           pt.usage + " (passed to runc)",
+			SkipFlagParsing: true,
+			Action:          func(*cli.Context) error { return passThrough() },
+		})
+	}
+	cli.VersionPrinter = func(c *cli.Context) {
+		fmt.Fprintln(c.App.Writer, "runcr version", c.App.Version)
+		fmt.Fprintln(c.App.Writer, "spec:", specs.Version)
+		fmt.Fprintln(c.App.Writer, "go:", runtime.Version())
+	}
+	return app
+}
+
+// defaultRoot is runc's: /run/runc for root, $XDG_RUNTIME_DIR/runc otherwise.
+func defaultRoot() string {
+	if xdg := os.Getenv("XDG_RUNTIME_DIR"); xdg != "" && os.Geteuid() != 0 {
+		return filepath.Join(xdg, "runc")
+	}
+	return libcheckpoint.DefaultRoot
+}
+
+// setupLogging is the one place logging is configured, as runc's
+// --debug, --log and --log-format.
+func setupLogging(c *cli.Context) error {
+	if c.Bool("debug") {
+		logrus.SetLevel(logrus.DebugLevel)
+	}
+	switch f := c.String("log-format"); f {
+	case "", "text":
+	case "json":
+		logrus.SetFormatter(new(logrus.JSONFormatter))
+	default:
+		return fmt.Errorf("--log-format: %q is not 'text' or 'json'", f)
+	}
+	if path := c.String("log"); path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_SYNC, 0o644)
+		if err != nil {
+			return fmt.Errorf("--log: %w", err)
+		}
+		logrus.SetOutput(f)
+	}
+	if root := c.String("root"); c.IsSet("root") {
+		abs, err := filepath.Abs(root)
+		if err != nil || abs == "/" {
+			return fmt.Errorf("--root: %q must name a directory other than /", root)
+		}
+		return c.Set("root", abs)
+	}
+	return nil
+}
+
+// reportError logs a command's error, and also prints it to stderr when
+// the log goes elsewhere, so a person running runcr always sees it.
+func reportError(err error) {
+	msg := err.Error()
+	var exit cli.ExitCoder
+	if errors.As(err, &exit) && msg == "" {
+		return // an exit status to pass on, not an error
+	}
+	logrus.Error(msg)
+	if f, ok := logrus.StandardLogger().Out.(*os.File); !ok || f.Fd() != os.Stderr.Fd() {
+		fmt.Fprintln(os.Stderr, "runcr:", msg)
+	}
+}
+
+// runtimeFrom builds the library's view of the global flags.
+func runtimeFrom(c *cli.Context) *libcheckpoint.Runtime {
+	return &libcheckpoint.Runtime{
+		Root:          c.String("root"),
+		SystemdCgroup: c.Bool("systemd-cgroup"),
+		Rootless:      c.String("rootless"),
+		CriuPath:      c.String("criu"),
+	}
+}
+
+// passThrough replaces runcr with runc, keeping argv (less runcr's own
+// --criu, which runc doesn't know), stdio, environment and so exit status.
+func passThrough() error {
+	runc, err := findRunc()
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	argv := append([]string{"runc"}, stripCriuFlag(os.Args[1:])...)
+	if err := unix.Exec(runc, argv, os.Environ()); err != nil {
+		return cli.Exit(fmt.Sprintf("running %s: %v", runc, err), 1)
+	}
+	return nil
+}
+
+// findRunc returns $RUNCR_RUNC, else the first runc on PATH that is not
+// this binary (runcr may be installed as "runc").
+func findRunc() (string, error) {
+	if p := os.Getenv("RUNCR_RUNC"); p != "" {
+		if err := unix.Access(p, unix.X_OK); err != nil {
+			return "", fmt.Errorf("RUNCR_RUNC=%s: %v; point it at a runc binary", p, err)
+		}
+		return p, nil
+	}
+	self, _ := os.Stat("/proc/self/exe")
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, "runc")
+		fi, err := os.Stat(p)
+		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			continue
+		}
+		if self != nil && os.SameFile(fi, self) {
+			continue
+		}
+		return p, nil
+	}
+	return "", errors.New("no runc binary found: runcr passes this command to runc; install runc v1.4 or set RUNCR_RUNC to its path")
+}
+
+// stripCriuFlag drops the global --criu flag (and its value) that appears
+// before the subcommand; runc v1.4 has no such flag.
+func stripCriuFlag(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			return append(out, args[i:]...) // the subcommand: the rest is its own
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name == "criu" {
+			if !hasValue {
+				i++
+			}
+			continue
+		}
+		out = append(out, a)
+		if !hasValue && globalFlagTakesValue(name) {
+			if i+1 < len(args) {
+				out = append(out, args[i+1])
+				i++
+			}
+		}
+	}
+	return out
+}
+
+func globalFlagTakesValue(name string) bool {
+	switch name {
+	case "log", "log-format", "root", "rootless":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/runcr/runcr/libcheckpoint"
+)
+
+func restoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "restore",
+		Usage: "restore a container from a previous checkpoint",
+		ArgsUsage: `<container-id>
+
+Where "<container-id>" is the name for the instance of the container to be
+restored.`,
+		Description: `Restores the saved state of the container instance that was previously saved
+using the runcr (or runc) checkpoint command.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "console-socket", Usage: "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal"},
+			&cli.StringFlag{Name: "image-path", Usage: "path to criu image files for restoring (default: ./checkpoint)"},
+			&cli.StringFlag{Name: "work-path", Usage: "path for saving work files and logs"},
+			&cli.BoolFlag{Name: "tcp-established", Usage: "allow open tcp connections"},
+			&cli.BoolFlag{Name: "ext-unix-sk", Usage: "allow external unix sockets"},
+			&cli.BoolFlag{Name: "shell-job", Usage: "allow shell jobs"},
+			&cli.BoolFlag{Name: "file-locks", Usage: "handle file locks, for safety"},
+			&cli.StringFlag{Name: "manage-cgroups-mode", Usage: "cgroups mode: soft|full|strict|ignore (default: soft)"},
+			&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "path to the root of the bundle directory"},
+			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "detach from the container's process"},
+			&cli.StringFlag{Name: "pid-file", Usage: "specify the file to write the process id to"},
+			&cli.BoolFlag{Name: "no-subreaper", Usage: "disable the use of the subreaper used to reap reparented processes"},
+			&cli.BoolFlag{Name: "no-pivot", Usage: "do not use pivot root to jail process inside rootfs. This should be used whenever the rootfs is on top of a ramdisk"},
+			&cli.StringSliceFlag{Name: "empty-ns", Usage: "create a namespace, but don't restore its properties"},
+			&cli.BoolFlag{Name: "auto-dedup", Usage: "enable auto deduplication of memory images"},
+			&cli.BoolFlag{Name: "lazy-pages", Usage: "use userfaultfd to lazily restore memory pages"},
+			&cli.StringFlag{Name: "lsm-profile", Usage: "Specify an LSM profile to be used during restore in the form of TYPE:NAME."},
+			&cli.StringFlag{Name: "lsm-mount-context", Usage: "Specify an LSM mount context to be used during restore."},
+		},
+		Action: func(c *cli.Context) error {
+			id, err := containerID(c)
+			if err != nil {
+				return err
+			}
+			status, err := runtimeFrom(c).Restore(id, restoreOptions(c), libcheckpoint.Stdio{})
+			if err != nil {
+				return err
+			}
+			if status != 0 {
+				// The container's own exit status, passed on for supervisors.
+				return cli.Exit("", status)
+			}
+			return nil
+		},
+	}
+}
+
+// restoreOptions is the one conversion from restore flags to the library's
+// options.
+func restoreOptions(c *cli.Context) libcheckpoint.RestoreOptions {
+	return libcheckpoint.RestoreOptions{
+		CommonOptions:   commonOptions(c),
+		Bundle:          c.String("bundle"),
+		Detach:          c.Bool("detach"),
+		PidFile:         c.String("pid-file"),
+		ConsoleSocket:   c.String("console-socket"),
+		NoSubreaper:     c.Bool("no-subreaper"),
+		NoPivot:         c.Bool("no-pivot"),
+		LSMProfile:      c.String("lsm-profile"),
+		LSMMountContext: c.String("lsm-mount-context"),
+	}
+}
