@@ -51,7 +51,7 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 			return nil, err
 		}
 	}
-	restoreCriu, err := rt.useCriu()
+	restoreCriu, err := rt.prepareCriu()
 	if err != nil {
 		return nil, err
 	}

@@ -68,7 +68,7 @@ func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, er
 	if err != nil {
 		return -1, err
 	}
-	restoreCriu, err := rt.useCriu()
+	restoreCriu, err := rt.prepareCriu()
 	if err != nil {
 		return -1, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
 	// Lets libcontainer's cgroup managers apply device rules on restore,
@@ -54,38 +55,71 @@ func (rt *Runtime) rootlessCgroups() (bool, error) {
 	return false, invalid("rootless", "%q is not true, false or auto", rt.Rootless)
 }
 
-// useCriu makes libcontainer, which always runs "criu" from PATH, run
-// rt.CriuPath instead. The returned function undoes it.
-func (rt *Runtime) useCriu() (func(), error) {
-	if rt.CriuPath == "" {
-		return func() {}, nil
+// prepareCriu readies the process environment that libcontainer hands to
+// every CRIU it starts: it always runs "criu" from PATH, so a --criu binary
+// is put first on PATH; and where this host's hardware breakpoints don't
+// fire, CRIU is told not to use them (see breakpoints_amd64.go) unless the
+// caller already chose with CRIU_FAULT. The returned function undoes it.
+func (rt *Runtime) prepareCriu() (func(), error) {
+	var undo []func()
+	restore := func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
 	}
-	path, err := filepath.Abs(rt.CriuPath)
-	if err != nil {
-		return nil, invalid("criu", "%v", err)
+	setenv := func(key, value string) {
+		old, had := os.LookupEnv(key)
+		os.Setenv(key, value)
+		undo = append(undo, func() {
+			if had {
+				os.Setenv(key, old)
+			} else {
+				os.Unsetenv(key)
+			}
+		})
 	}
-	if err := unix.Access(path, unix.X_OK); err != nil {
-		return nil, invalid("criu", "%s: %v; give the path of an executable criu binary", path, err)
-	}
-	dir, cleanup := filepath.Dir(path), func() {}
-	if filepath.Base(path) != "criu" {
-		// PATH lookup needs the name "criu": offer it through a private link.
-		tmp, err := os.MkdirTemp("", "runcr-criu-")
+	if rt.CriuPath != "" {
+		dir, cleanup, err := criuDir(rt.CriuPath)
 		if err != nil {
 			return nil, err
 		}
-		if err := os.Symlink(path, filepath.Join(tmp, "criu")); err != nil {
-			os.RemoveAll(tmp)
-			return nil, err
-		}
-		dir, cleanup = tmp, func() { os.RemoveAll(tmp) }
+		undo = append(undo, cleanup)
+		setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	}
-	oldPath := os.Getenv("PATH")
-	os.Setenv("PATH", dir+string(os.PathListSeparator)+oldPath)
-	return func() {
-		os.Setenv("PATH", oldPath)
-		cleanup()
-	}, nil
+	if _, set := os.LookupEnv("CRIU_FAULT"); !set {
+		works, err := HardwareBreakpointsWork()
+		if err != nil {
+			logrus.Debugf("hardware breakpoint probe failed, assuming they work: %v", err)
+		} else if !works {
+			logrus.Debug("hardware breakpoints don't fire on this host; CRIU will stop tasks by syscall tracing")
+			setenv("CRIU_FAULT", criuNoBreakpoints)
+		}
+	}
+	return restore, nil
+}
+
+// criuDir returns a directory whose "criu" is the given binary.
+func criuDir(criuPath string) (string, func(), error) {
+	path, err := filepath.Abs(criuPath)
+	if err != nil {
+		return "", nil, invalid("criu", "%v", err)
+	}
+	if err := unix.Access(path, unix.X_OK); err != nil {
+		return "", nil, invalid("criu", "%s: %v; give the path of an executable criu binary", path, err)
+	}
+	if filepath.Base(path) == "criu" {
+		return filepath.Dir(path), func() {}, nil
+	}
+	// PATH lookup needs the name "criu": offer it through a private link.
+	tmp, err := os.MkdirTemp("", "runcr-criu-")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.Symlink(path, filepath.Join(tmp, "criu")); err != nil {
+		os.RemoveAll(tmp)
+		return "", nil, err
+	}
+	return tmp, func() { os.RemoveAll(tmp) }, nil
 }
 
 // validateID rejects ids libcontainer would refuse, with a message that
