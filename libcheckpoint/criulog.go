@@ -41,7 +41,6 @@ var criuHints = []struct{ match, hint string }{
 	{"Can't connect to server", "the page server given with --page-server is not reachable; start `criu page-server --port PORT` there first"},
 	{"Can't connect to page server", "the page server given with --page-server is not reachable; start `criu page-server --port PORT` there first"},
 	{"Unexpected rt vDSO area bounds", "this CRIU is too old for this kernel; install CRIU 4.0 or newer"},
-	{"Dirty tracking is OFF", "this kernel has no soft-dirty memory tracking (CONFIG_MEM_SOFT_DIRTY), which --pre-dump and --parent-path need"},
 	{"page-pipe: splice", "lazy pages fail with this CRIU on this kernel; checkpoint without --lazy-pages"},
 	{"shell job", "a process of the container belongs to a session outside it; use --shell-job"},
 }
@@ -58,35 +57,31 @@ func criuFailure(op string, err error, logPath string) error {
 	return &CRIUError{Op: op, LogPath: logPath, Hint: hintFor(logPath), Err: err}
 }
 
-// hintFor scans a CRIU log's error lines for a known cause.
+// hintFor scans a CRIU log for a known cause, preferring one found on an
+// error line; some causes (an unreachable page server) are only logged as
+// information before the error that follows from them.
 func hintFor(logPath string) string {
 	f, err := os.Open(logPath)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
-	var errLines []string
+	var fromInfo string
 	s := bufio.NewScanner(f)
 	s.Buffer(make([]byte, 64*1024), 1024*1024)
 	for s.Scan() {
-		if line := s.Text(); strings.Contains(line, "Error") || strings.Contains(line, "Warn") {
-			errLines = append(errLines, line)
-		}
-	}
-	// Errors first: a warning is often just the prelude.
-	for _, h := range criuHints {
-		for _, line := range errLines {
-			if strings.Contains(line, "Error") && strings.Contains(line, h.match) {
+		line := s.Text()
+		for _, h := range criuHints {
+			if !strings.Contains(line, h.match) {
+				continue
+			}
+			if strings.Contains(line, "Error") {
 				return h.hint
+			}
+			if fromInfo == "" {
+				fromInfo = h.hint
 			}
 		}
 	}
-	for _, h := range criuHints {
-		for _, line := range errLines {
-			if strings.Contains(line, h.match) {
-				return h.hint
-			}
-		}
-	}
-	return ""
+	return fromInfo
 }

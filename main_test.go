@@ -1,0 +1,170 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/runcr/runcr/libcheckpoint"
+)
+
+// parse runs the real command definitions over args and hands the parsed
+// context to fn instead of the command's action.
+func parse(t *testing.T, args []string, fn func(c *cli.Context)) {
+	t.Helper()
+	app := newApp()
+	for _, cmd := range app.Commands {
+		cmd.Action = func(c *cli.Context) error { fn(c); return nil }
+	}
+	app.Before = nil
+	if err := app.Run(append([]string{"runcr"}, args...)); err != nil {
+		t.Fatalf("runcr %v: %v", args, err)
+	}
+}
+
+func TestCheckpointFlagsToOptions(t *testing.T) {
+	var got libcheckpoint.CheckpointOptions
+	parse(t, []string{"checkpoint",
+		"--image-path", "/img", "--work-path=/work", "--parent-path", "../parent",
+		"--leave-running", "--tcp-established", "--tcp-skip-in-flight", "--link-remap",
+		"--ext-unix-sk", "--shell-job", "--lazy-pages", "--status-fd", "7",
+		"--page-server", "10.0.0.1:27", "--file-locks", "--pre-dump",
+		"--manage-cgroups-mode", "strict", "--empty-ns", "network", "--auto-dedup", "ctr",
+	}, func(c *cli.Context) { got = checkpointOptions(c) })
+	want := libcheckpoint.CheckpointOptions{
+		CommonOptions: libcheckpoint.CommonOptions{
+			ImagePath: "/img", WorkPath: "/work", TCPEstablished: true, ExtUnixSockets: true,
+			ShellJob: true, FileLocks: true, ManageCgroupsMode: "strict",
+			EmptyNamespaces: []string{"network"}, AutoDedup: true, LazyPages: true,
+		},
+		ParentPath: "../parent", LeaveRunning: true, TCPSkipInFlight: true, LinkRemap: true,
+		StatusFD: 7, PageServer: "10.0.0.1:27", PreDump: true,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+func TestCheckpointDefaults(t *testing.T) {
+	var got libcheckpoint.CheckpointOptions
+	parse(t, []string{"checkpoint", "ctr"}, func(c *cli.Context) { got = checkpointOptions(c) })
+	if want := libcheckpoint.NewCheckpointOptions(); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestRestoreFlagsToOptions(t *testing.T) {
+	var got libcheckpoint.RestoreOptions
+	parse(t, []string{"restore",
+		"--console-socket", "/sock", "--image-path", "/img", "--work-path", "/work",
+		"--tcp-established", "--ext-unix-sk", "--shell-job", "--file-locks",
+		"--manage-cgroups-mode", "ignore", "-b", "/bundle", "-d", "--pid-file", "/pid",
+		"--no-subreaper", "--no-pivot", "--empty-ns", "network", "--auto-dedup", "--lazy-pages",
+		"--lsm-profile", "apparmor:p", "--lsm-mount-context", "ctx", "ctr",
+	}, func(c *cli.Context) { got = restoreOptions(c) })
+	want := libcheckpoint.RestoreOptions{
+		CommonOptions: libcheckpoint.CommonOptions{
+			ImagePath: "/img", WorkPath: "/work", TCPEstablished: true, ExtUnixSockets: true,
+			ShellJob: true, FileLocks: true, ManageCgroupsMode: "ignore",
+			EmptyNamespaces: []string{"network"}, AutoDedup: true, LazyPages: true,
+		},
+		Bundle: "/bundle", Detach: true, PidFile: "/pid", ConsoleSocket: "/sock",
+		NoSubreaper: true, NoPivot: true, LSMProfile: "apparmor:p", LSMMountContext: "ctx",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+func TestGlobalFlagsToRuntime(t *testing.T) {
+	var got *libcheckpoint.Runtime
+	parse(t, []string{"--root", "/state", "--systemd-cgroup", "--rootless", "false", "--criu", "/opt/criu", "checkpoint", "x"},
+		func(c *cli.Context) { got = runtimeFrom(c) })
+	want := &libcheckpoint.Runtime{Root: "/state", SystemdCgroup: true, Rootless: "false", CriuPath: "/opt/criu"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestStripCriuFlag(t *testing.T) {
+	tests := []struct{ in, want []string }{
+		{[]string{"--criu", "/x/criu", "run", "id"}, []string{"run", "id"}},
+		{[]string{"--criu=/x/criu", "--root", "/r", "exec", "id", "--criu", "keep"}, []string{"--root", "/r", "exec", "id", "--criu", "keep"}},
+		{[]string{"--root", "/r", "-criu", "c", "--debug", "state", "id"}, []string{"--root", "/r", "--debug", "state", "id"}},
+		{[]string{"--log", "f", "--log-format", "json", "kill", "id", "9"}, []string{"--log", "f", "--log-format", "json", "kill", "id", "9"}},
+	}
+	for _, tc := range tests {
+		if got := stripCriuFlag(tc.in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("stripCriuFlag(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestFindRuncSkipsSelf(t *testing.T) {
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A "runc" that is really this binary must be skipped.
+	selfDir := filepath.Join(dir, "self")
+	otherDir := filepath.Join(dir, "other")
+	for _, d := range []string{selfDir, otherDir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(self, filepath.Join(selfDir, "runc")); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(otherDir, "runc")
+	if err := os.WriteFile(other, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RUNCR_RUNC", "")
+	t.Setenv("PATH", selfDir+":"+otherDir)
+	if got, err := findRunc(); err != nil || got != other {
+		t.Errorf("findRunc() = %q, %v; want %q", got, err, other)
+	}
+	t.Setenv("PATH", selfDir)
+	if _, err := findRunc(); err == nil {
+		t.Error("findRunc() found runcr itself")
+	}
+	t.Setenv("RUNCR_RUNC", other)
+	if got, err := findRunc(); err != nil || got != other {
+		t.Errorf("with RUNCR_RUNC: findRunc() = %q, %v", got, err)
+	}
+}
+
+// TestManPagesNameEveryFlag fails when a flag is missing from its page.
+func TestManPagesNameEveryFlag(t *testing.T) {
+	app := newApp()
+	check := func(page string, flags []cli.Flag) {
+		data, err := os.ReadFile(filepath.Join("man", page))
+		if err != nil {
+			t.Fatalf("man page: %v", err)
+		}
+		for _, f := range flags {
+			for _, name := range f.Names() {
+				dash := "--"
+				if len(name) == 1 {
+					dash = "-"
+				}
+				re := regexp.MustCompile(`\*\*` + regexp.QuoteMeta(dash+name) + `\b`)
+				if !re.Match(data) {
+					t.Errorf("man/%s does not document %s%s", page, dash, name)
+				}
+			}
+		}
+	}
+	check("runcr.8.md", app.Flags)
+	for _, cmd := range app.Commands {
+		if cmd.Name == "checkpoint" || cmd.Name == "restore" {
+			check("runcr-"+cmd.Name+".8.md", cmd.Flags)
+		}
+	}
+}
