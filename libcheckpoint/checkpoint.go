@@ -59,7 +59,7 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 
 	res := &CheckpointResult{ImagePath: criuOpts.ImagesDirectory, LogPath: logPath(criuOpts, "dump.log")}
 	if err := container.Checkpoint(criuOpts); err != nil {
-		return nil, criuFailure("checkpoint", err, res.LogPath)
+		return nil, criuFailure(fmt.Sprintf("checkpoint of container %q", id), err, res.LogPath)
 	}
 	if !opts.LeaveRunning && !opts.PreDump {
 		// CRIU has killed the processes; drop the state and cgroups.

@@ -16,12 +16,17 @@ import (
 type CRIUError struct {
 	Op      string // "checkpoint" or "restore"
 	LogPath string // CRIU's dump.log or restore.log
+	Cause   string // CRIU's first telling error line, or ""
 	Hint    string // one line on a known cause, or ""
 	Err     error  // libcontainer's error
 }
 
 func (e *CRIUError) Error() string {
-	msg := fmt.Sprintf("%s failed: %v (CRIU log: %s)", e.Op, e.Err, e.LogPath)
+	msg := fmt.Sprintf("%s failed: %v", e.Op, e.Err)
+	if e.Cause != "" {
+		msg += ": " + e.Cause
+	}
+	msg += " (CRIU log: " + e.LogPath + ")"
 	if e.Hint != "" {
 		msg += "; hint: " + e.Hint
 	}
@@ -54,16 +59,22 @@ func criuFailure(op string, err error, logPath string) error {
 		missing = strings.ReplaceAll(missing, "LazyPages", "uffd-noncoop (userfaultfd, needed by --lazy-pages)")
 		return fmt.Errorf("%w: %s refused before freezing the container: %s", ErrUnsupported, op, missing)
 	}
-	return &CRIUError{Op: op, LogPath: logPath, Hint: hintFor(logPath), Err: err}
+	cause, hint := scanLog(logPath)
+	return &CRIUError{Op: op, LogPath: logPath, Cause: cause, Hint: hint, Err: err}
 }
 
-// hintFor scans a CRIU log for a known cause, preferring one found on an
-// error line; some causes (an unreachable page server) are only logged as
+// Error lines that carry no cause: seen on every run here, or the summary
+// CRIU prints after the real error.
+var criuNoise = []string{"RLIMIT_NOFILE", "Dumping FAILED", "Restoring FAILED", "failed with -1"}
+
+// scanLog finds, in a CRIU log, the first error line that says what went
+// wrong and a hint for a known cause, preferring one found on an error
+// line; some causes (an unreachable page server) are only logged as
 // information before the error that follows from them.
-func hintFor(logPath string) string {
+func scanLog(logPath string) (cause, hint string) {
 	f, err := os.Open(logPath)
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	defer f.Close()
 	var fromInfo string
@@ -71,17 +82,33 @@ func hintFor(logPath string) string {
 	s.Buffer(make([]byte, 64*1024), 1024*1024)
 	for s.Scan() {
 		line := s.Text()
+		isError := strings.Contains(line, "Error (")
+		if isError && cause == "" && !containsAny(line, criuNoise) {
+			cause = strings.TrimSpace(line[strings.Index(line, "Error ("):])
+		}
 		for _, h := range criuHints {
 			if !strings.Contains(line, h.match) {
 				continue
 			}
-			if strings.Contains(line, "Error") {
-				return h.hint
+			if isError && hint == "" {
+				hint = h.hint
 			}
 			if fromInfo == "" {
 				fromInfo = h.hint
 			}
 		}
 	}
-	return fromInfo
+	if hint == "" {
+		hint = fromInfo
+	}
+	return cause, hint
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }

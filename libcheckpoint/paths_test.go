@@ -102,6 +102,9 @@ func TestCRIUFailureHints(t *testing.T) {
 		if !strings.Contains(err.Error(), path) {
 			t.Errorf("%d: %q does not name the log", i, err)
 		}
+		if !strings.Contains(ce.Cause, "Error (") {
+			t.Errorf("%d: cause %q is not CRIU's error line", i, ce.Cause)
+		}
 		if tc.want == "" && ce.Hint != "" || !strings.Contains(ce.Hint, tc.want) {
 			t.Errorf("%d: hint %q, want one containing %q", i, ce.Hint, tc.want)
 		}

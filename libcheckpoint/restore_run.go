@@ -2,6 +2,7 @@ package libcheckpoint
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -62,7 +63,7 @@ func (r *restorer) run(criuOpts *libcontainer.CriuOpts, log string) (status int,
 		defer signal.Stop(signals)
 	}
 	if err := r.container.Restore(process, criuOpts); err != nil {
-		return -1, criuFailure("restore", err, log)
+		return -1, criuFailure(fmt.Sprintf("restore of container %q", r.container.ID()), err, log)
 	}
 	if r.consoleC != nil {
 		if err := <-r.consoleC; err != nil {
