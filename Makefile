@@ -1,4 +1,6 @@
 # runcr: a runc-compatible OCI runtime whose checkpoint/restore are its own.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 GO ?= go
 BATS ?= bats
 PREFIX ?= /usr/local
@@ -24,14 +26,29 @@ rootfs: deps
 	bash tests/setup/make-rootfs.sh $(ROOTFS)
 
 unit:
-	$(GO) test ./...
+	@mkdir -p $(BUILD_DIR)
+	$(GO) test -v ./... 2>&1 | tee $(BUILD_DIR)/unit.log | grep -E '^(--- FAIL|FAIL|ok|PASS)|panic' || true
+	@! grep -qE '^(--- FAIL|FAIL)' $(BUILD_DIR)/unit.log
 
 integration: runcr rootfs
-	RUNCR=$(CURDIR)/runcr ROOTFS=$(CURDIR)/$(ROOTFS) $(BATS) --timing tests/integration
+	@mkdir -p $(BUILD_DIR)
+	RUNCR=$(CURDIR)/runcr ROOTFS=$(CURDIR)/$(ROOTFS) $(BATS) --tap --timing tests/integration | tee $(BUILD_DIR)/integration.tap
 
+# runc v1.4.3's own checkpoint.bats, run from the Go module cache against runcr.
+upstream-checkpoint-bats: runcr
+	@mkdir -p $(BUILD_DIR)
+	RUNC=$(CURDIR)/runcr bash tests/upstream/run-runc-checkpoint-bats.sh | tee $(BUILD_DIR)/upstream.tap
+
+# Unit tests, the integration suite and runc's checkpoint.bats; every part
+# runs even if an earlier one failed, then one summary line.
 test: deps
-	$(MAKE) unit
-	$(MAKE) integration
+	rm -f $(BUILD_DIR)/unit.log $(BUILD_DIR)/*.tap
+	status=0; \
+	$(MAKE) unit || status=1; \
+	$(MAKE) integration || status=1; \
+	$(MAKE) upstream-checkpoint-bats || status=1; \
+	bash tests/summarize.sh $(BUILD_DIR)/unit.log $(BUILD_DIR)/integration.tap $(BUILD_DIR)/upstream.tap; \
+	exit $$status
 
 demo: deps runcr rootfs
 	RUNCR=$(CURDIR)/runcr ROOTFS=$(CURDIR)/$(ROOTFS) bash tests/demo.sh
