@@ -42,12 +42,15 @@ var criuHints = []struct{ match, hint string }{
 	{"Connected TCP socket", "the container has established TCP connections; checkpoint and restore with --tcp-established"},
 	{"consider using --tcp-established", "the container has established TCP connections; checkpoint and restore with --tcp-established"},
 	{"External socket is used", "a unix socket is connected to a peer outside the container; use --ext-unix-sk"},
+	{"External socket found in image", "the checkpoint has external unix sockets; restore with --ext-unix-sk"},
+	{"Some file locks are hold", "the container holds file locks; checkpoint and restore with --file-locks"},
+	{"ctty inheritance detected", "the container's processes share a terminal session with the outside; use --shell-job"},
+	{"Found dangling tty", "the container's processes share a terminal session with the outside; use --shell-job"},
 	{"iptables-restore", "CRIU locks the network with iptables-restore; install iptables (Debian package iptables)"},
 	{"Can't connect to server", "the page server given with --page-server is not reachable; start `criu page-server --port PORT` there first"},
 	{"Can't connect to page server", "the page server given with --page-server is not reachable; start `criu page-server --port PORT` there first"},
 	{"Unexpected rt vDSO area bounds", "this CRIU is too old for this kernel; install CRIU 4.0 or newer"},
 	{"page-pipe: splice", "lazy pages fail with this CRIU on this kernel; checkpoint without --lazy-pages"},
-	{"shell job", "a process of the container belongs to a session outside it; use --shell-job"},
 }
 
 // criuFailure wraps a failed libcontainer Checkpoint/Restore. Feature
@@ -77,7 +80,7 @@ func scanLog(logPath string) (cause, hint string) {
 		return "", ""
 	}
 	defer f.Close()
-	var fromInfo string
+	var fromInfo, infoLine string
 	s := bufio.NewScanner(f)
 	s.Buffer(make([]byte, 64*1024), 1024*1024)
 	for s.Scan() {
@@ -94,12 +97,17 @@ func scanLog(logPath string) (cause, hint string) {
 				hint = h.hint
 			}
 			if fromInfo == "" {
-				fromInfo = h.hint
+				fromInfo, infoLine = h.hint, line
 			}
 		}
 	}
-	if hint == "" {
+	if hint == "" && fromInfo != "" {
+		// The errors that follow an informational cause are its fallout.
 		hint = fromInfo
+		if _, msg, ok := strings.Cut(infoLine, ") "); ok {
+			infoLine = msg
+		}
+		cause = strings.TrimSpace(infoLine)
 	}
 	return cause, hint
 }

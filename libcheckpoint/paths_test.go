@@ -80,13 +80,14 @@ func TestCheckWritableFD(t *testing.T) {
 }
 
 func TestCRIUFailureHints(t *testing.T) {
-	tests := []struct{ log, want string }{
-		{"(00.1) Error (criu/files-reg.c:1787): Can't lookup mount=27 for fd=1 path=/tmp/out\n", "outside the container"},
-		{"(00.1) Error (criu/sk-inet.c:199): inet: Connected TCP socket, consider using --tcp-established option.\n", "--tcp-established"},
-		{"(00.1) Error (criu/sk-unix.c:1): unix: External socket is used. Consider using --ext-unix-sk option.\n", "--ext-unix-sk"},
-		{"(00.1) Error (criu/util.c:1): execvp(\"iptables-restore\", ...) failed: No such file or directory\n", "iptables"},
-		{"(00.1) Can't connect to server 127.0.0.1:1\n(00.2) Error (criu/page-xfer.c:1): Page server connection failed\n", "--page-server"},
-		{"(00.1) Warn  (criu/x.c:1): something harmless\n(00.2) Error (criu/y.c:2): nothing we know\n", ""},
+	tests := []struct{ log, want, cause string }{
+		{"(00.1) Error (criu/files-reg.c:1787): Can't lookup mount=27 for fd=1 path=/tmp/out\n", "outside the container", ""},
+		{"(00.1) Error (criu/sk-inet.c:199): inet: Connected TCP socket, consider using --tcp-established option.\n", "--tcp-established", ""},
+		{"(00.1) Error (criu/sk-unix.c:1): unix: External socket is used. Consider using --ext-unix-sk option.\n", "--ext-unix-sk", ""},
+		{"(00.1) Error (criu/util.c:1): execvp(\"iptables-restore\", ...) failed: No such file or directory\n", "iptables", ""},
+		{"(00.1) Can't connect to server 127.0.0.1:1\n(00.2) Error (compel/src/lib/infect.c:418): Unable to detach from 5506: No such process\n", "--page-server", "Can't connect to server 127.0.0.1:1"},
+		{"(00.1) Error (criu/util.c:1533): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted\n(00.2) Error (criu/a.c:1): the real one\n", "", "the real one"},
+		{"(00.1) Warn  (criu/x.c:1): something harmless\n(00.2) Error (criu/y.c:2): nothing we know\n", "", ""},
 	}
 	dir := t.TempDir()
 	for i, tc := range tests {
@@ -102,7 +103,10 @@ func TestCRIUFailureHints(t *testing.T) {
 		if !strings.Contains(err.Error(), path) {
 			t.Errorf("%d: %q does not name the log", i, err)
 		}
-		if !strings.Contains(ce.Cause, "Error (") {
+		if tc.cause != "" && !strings.Contains(ce.Cause, tc.cause) {
+			t.Errorf("%d: cause %q, want one containing %q", i, ce.Cause, tc.cause)
+		}
+		if tc.cause == "" && !strings.Contains(ce.Cause, "Error (") {
 			t.Errorf("%d: cause %q is not CRIU's error line", i, ce.Cause)
 		}
 		if tc.want == "" && ce.Hint != "" || !strings.Contains(ce.Hint, tc.want) {
