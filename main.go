@@ -72,7 +72,7 @@ see the same containers under --root.`,
 			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "ignore cgroup permission errors ('true', 'false', or 'auto')"},
 			&cli.StringFlag{Name: "criu", Usage: "path to the criu binary used for checkpoint and restore (default: criu on PATH)"},
 		},
-		Commands:               []*cli.Command{checkpointCommand(), restoreCommand()},
+		Commands:               []*cli.Command{checkpointCommand(), restoreCommand(), checkCommand()},
 		Before:                 setupLogging,
 		CommandNotFound:        func(c *cli.Context, name string) { passThrough() },
 		ExitErrHandler:         func(*cli.Context, error) {}, // main reports and exits

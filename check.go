@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/runcr/runcr/libcheckpoint"
+)
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "check",
+		Usage:       "report what checkpoint and restore can do on this host",
+		Description: "Probes CRIU and the kernel and says, per option, whether it can work here.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text or json"},
+		},
+		Action: func(c *cli.Context) error {
+			format := c.String("format")
+			if format != "text" && format != "json" {
+				return fmt.Errorf("--format: %q is not 'text' or 'json'", format)
+			}
+			report, err := runtimeFrom(c).CheckHost()
+			if report != nil {
+				if format == "json" {
+					enc := json.NewEncoder(c.App.Writer)
+					enc.SetIndent("", "  ")
+					if werr := enc.Encode(report); werr != nil {
+						return werr
+					}
+				} else {
+					printReport(c.App.Writer, report)
+				}
+			}
+			return err
+		},
+	}
+}
+
+func printReport(out io.Writer, r *libcheckpoint.HostReport) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "criu:\t%s %s\n", r.CriuPath, libcheckpoint.FormatVersion(r.CriuVersion))
+	if r.CriuError != "" {
+		fmt.Fprintf(w, "criu error:\t%s\n", r.CriuError)
+	}
+	fmt.Fprintf(w, "cgroups:\t%s\n", r.CgroupMode)
+	fmt.Fprintf(w, "network lock:\t%s\n", orNone(r.NetworkLock))
+	bp := "work"
+	if !r.HardwareBreakpoints {
+		bp = "don't fire (CRIU runs without them)"
+	}
+	fmt.Fprintf(w, "hardware breakpoints:\t%s\n", bp)
+	for _, name := range sortedKeys(r.Features) {
+		fmt.Fprintf(w, "feature %s:\t%s\n", name, yesNo(r.Features[name]))
+	}
+	for _, name := range sortedKeys(r.Options) {
+		s := r.Options[name]
+		line := yesNo(s.Supported)
+		if s.Reason != "" {
+			line += " (" + s.Reason + ")"
+		}
+		fmt.Fprintf(w, "option --%s:\t%s\n", name, line)
+	}
+	w.Flush()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
