@@ -43,6 +43,8 @@ var criuHints = []struct{ match, hint string }{
 	{"consider using --tcp-established", "the container has established TCP connections; checkpoint and restore with --tcp-established"},
 	{"External socket is used", "a unix socket is connected to a peer outside the container; use --ext-unix-sk"},
 	{"External socket found in image", "the checkpoint has external unix sockets; restore with --ext-unix-sk"},
+	{"Can't create link remap", "the container holds open a file whose name was removed; use --link-remap"},
+	{"No pagemap-", "the memory images (pagemap-*.img, pages-*.img) are not in --image-path; after a --page-server checkpoint, copy them from the page server's directory"},
 	{"Some file locks are hold", "the container holds file locks; checkpoint and restore with --file-locks"},
 	{"ctty inheritance detected", "the container's processes share a terminal session with the outside; use --shell-job"},
 	{"Found dangling tty", "the container's processes share a terminal session with the outside; use --shell-job"},
