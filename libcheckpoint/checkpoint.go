@@ -59,6 +59,7 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 
 	res := &CheckpointResult{ImagePath: criuOpts.ImagesDirectory, LogPath: logPath(criuOpts, "dump.log")}
 	if err := container.Checkpoint(criuOpts); err != nil {
+		thawAfterFailure(container, status == libcontainer.Paused)
 		return nil, criuFailure(fmt.Sprintf("checkpoint of container %q", id), err, res.LogPath)
 	}
 	if !opts.LeaveRunning && !opts.PreDump {
@@ -70,6 +71,18 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 		}
 	}
 	return res, nil
+}
+
+// thawAfterFailure makes sure a failed dump leaves a container that was
+// running thawed: CRIU thaws it itself when it fails, but not when it is
+// killed or crashes with the container's freezer cgroup frozen.
+func thawAfterFailure(c *libcontainer.Container, wasPaused bool) {
+	if wasPaused {
+		return
+	}
+	if st, err := c.Status(); err == nil && st == libcontainer.Paused {
+		warnIf(c.Resume(), "thawing container %q after the failed checkpoint", c.ID())
+	}
 }
 
 // prepareCheckpointPaths resolves the image, work and parent directories,

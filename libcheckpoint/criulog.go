@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -65,6 +66,9 @@ func criuFailure(op string, err error, logPath string) error {
 		return fmt.Errorf("%w: %s refused before freezing the container: %s", ErrUnsupported, op, missing)
 	}
 	cause, hint := scanLog(logPath)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		cause = "CRIU exited without answering (killed or crashed); " + cause
+	}
 	return &CRIUError{Op: op, LogPath: logPath, Cause: cause, Hint: hint, Err: err}
 }
 
