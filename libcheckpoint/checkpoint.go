@@ -41,7 +41,7 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 		return nil, fmt.Errorf("container %q: %w", id, err)
 	}
 	if status == libcontainer.Created || status == libcontainer.Stopped {
-		return nil, fmt.Errorf("%w: container %q is %s; only a running or paused container can be checkpointed (start it with `runcr start %s`)", ErrContainerState, id, status, id)
+		return nil, fmt.Errorf("%w: container %q is %s; only a running or paused container can be checkpointed", ErrContainerState, id, status)
 	}
 	if err := prepareCheckpointPaths(&opts, criuOpts); err != nil {
 		return nil, err

@@ -26,8 +26,12 @@ var (
 	ErrInvalidOption = errors.New("invalid option")
 	// ErrUnsupported: this host's CRIU or kernel lacks a feature the options need.
 	ErrUnsupported = errors.New("not supported on this host")
-	// ErrContainerState: the container is missing or in a state that forbids the operation.
-	ErrContainerState = errors.New("container state")
+	// ErrNoSuchContainer: no container has the id under the root.
+	ErrNoSuchContainer = errors.New("no such container")
+	// ErrContainerExists: restore's id is taken under the root.
+	ErrContainerExists = errors.New("container already exists")
+	// ErrContainerState: the container's state forbids the operation.
+	ErrContainerState = errors.New("container is not running")
 	// ErrCRIU: CRIU itself reported a failure; the error quotes its log.
 	ErrCRIU = errors.New("criu failed")
 )

@@ -76,7 +76,7 @@ func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, er
 
 	container, err := libcontainer.Create(rt.root(), id, config)
 	if errors.Is(err, libcontainer.ErrExist) {
-		return -1, fmt.Errorf("%w: a container %q already exists under --root %s; restore under another id or delete it first", ErrContainerState, id, rt.root())
+		return -1, fmt.Errorf("%w: %q under --root %s; restore under another id or delete that container first", ErrContainerExists, id, rt.root())
 	}
 	if err != nil {
 		return -1, fmt.Errorf("creating container %q: %w", id, err)

@@ -141,7 +141,7 @@ func (rt *Runtime) load(id string) (*libcontainer.Container, error) {
 	}
 	c, err := libcontainer.Load(rt.root(), id)
 	if errors.Is(err, libcontainer.ErrNotExist) {
-		return nil, fmt.Errorf("%w: container %q does not exist under --root %s (see `runcr --root %s list`)", ErrContainerState, id, rt.root(), rt.root())
+		return nil, fmt.Errorf("%w: %q under --root %s (see `runcr --root %s list`)", ErrNoSuchContainer, id, rt.root(), rt.root())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("loading container %q: %w", id, err)
