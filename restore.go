@@ -35,6 +35,9 @@ using the runcr (or runc) checkpoint command.`,
 			&cli.BoolFlag{Name: "lazy-pages", Usage: "use userfaultfd to lazily restore memory pages"},
 			&cli.StringFlag{Name: "lsm-profile", Usage: "Specify an LSM profile to be used during restore in the form of TYPE:NAME."},
 			&cli.StringFlag{Name: "lsm-mount-context", Usage: "Specify an LSM mount context to be used during restore."},
+			&cli.BoolFlag{Name: "tcp-close", Usage: "restore established TCP connections closed (Podman)"},
+			&cli.BoolFlag{Name: "no-new-keyring", Usage: "do not create a new session keyring for the container (conmon)"},
+			&cli.StringFlag{Name: "parent-path", Usage: "path of the parent (pre-dump) images, relative to --image-path (go-runc)"},
 		},
 		Action: func(c *cli.Context) error {
 			id, err := containerID(c)
@@ -67,5 +70,8 @@ func restoreOptions(c *cli.Context) libcheckpoint.RestoreOptions {
 		NoPivot:         c.Bool("no-pivot"),
 		LSMProfile:      c.String("lsm-profile"),
 		LSMMountContext: c.String("lsm-mount-context"),
+		TCPClose:        c.Bool("tcp-close"),
+		NoNewKeyring:    c.Bool("no-new-keyring"),
+		ParentPath:      c.String("parent-path"),
 	}
 }

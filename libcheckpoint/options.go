@@ -139,6 +139,18 @@ type RestoreOptions struct {
 	// LSMMountContext is the LSM mount context for restored mounts
 	// (--lsm-mount-context).
 	LSMMountContext string
+	// TCPClose restores established TCP connections closed, so the
+	// application sees them fail instead of resuming them (--tcp-close;
+	// Podman's restore --tcp-close).
+	TCPClose bool
+	// NoNewKeyring keeps the container from getting a new session keyring
+	// (--no-new-keyring, as conmon passes it).
+	NoNewKeyring bool
+	// ParentPath names the images of the pre-dump the checkpoint was made
+	// on, relative to ImagePath, as go-runc passes it (--parent-path).
+	// CRIU finds them through the image directory's "parent" link, which
+	// restore checks or creates.
+	ParentPath string
 }
 
 func invalid(flag, format string, args ...any) error {
@@ -196,6 +208,10 @@ func (o *RestoreOptions) Validate() error {
 	if err := o.CommonOptions.Validate(); err != nil {
 		return err
 	}
+	if o.ParentPath != "" && filepath.IsAbs(o.ParentPath) {
+		return invalid("parent-path", "%q must be relative to --image-path", o.ParentPath)
+	}
+
 	if o.LSMProfile != "" {
 		typ, name, ok := strings.Cut(o.LSMProfile, ":")
 		if !ok || name == "" || (typ != "apparmor" && typ != "selinux") {

@@ -64,6 +64,11 @@ func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, er
 	if err := r.checkTerminal(); err != nil {
 		return -1, err
 	}
+	extra := criuConfigLines(opts)
+	var criuConf *criuConfigFile
+	if len(extra) > 0 {
+		criuConf = newCriuConfigFile(filepath.Join(rt.root(), id), spec, extra)
+	}
 	config, err := rt.libcontainerConfig(id, spec, opts)
 	if err != nil {
 		return -1, err
@@ -82,6 +87,13 @@ func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, er
 		return -1, fmt.Errorf("creating container %q: %w", id, err)
 	}
 	r.container = container
+	if criuConf != nil {
+		if err := criuConf.write(); err != nil {
+			r.destroy()
+			return -1, err
+		}
+		r.afterRestore = criuConf.dropRestoreOnly
+	}
 	return r.run(criuOpts, logPath(criuOpts, "restore.log"))
 }
 
@@ -105,6 +117,11 @@ func prepareRestorePaths(opts *RestoreOptions, c *libcontainer.CriuOpts) error {
 	}
 	if _, err := os.Stat(filepath.Join(c.ImagesDirectory, "inventory.img")); err != nil {
 		return invalid("image-path", "%s holds no checkpoint (no inventory.img); give the directory `runcr checkpoint --image-path` wrote", c.ImagesDirectory)
+	}
+	if opts.ParentPath != "" {
+		if err := linkParent(c.ImagesDirectory, opts.ParentPath); err != nil {
+			return err
+		}
 	}
 	if opts.WorkPath != "" {
 		if c.WorkDirectory, err = absPath(opts.WorkPath, ""); err != nil {
@@ -181,6 +198,7 @@ func (rt *Runtime) libcontainerConfig(id string, spec *specs.Spec, opts RestoreO
 		CgroupName:       id,
 		UseSystemdCgroup: rt.SystemdCgroup,
 		NoPivotRoot:      opts.NoPivot,
+		NoNewKeyring:     opts.NoNewKeyring,
 		Spec:             spec,
 		RootlessEUID:     os.Geteuid() != 0,
 		RootlessCgroups:  rootlessCg,
@@ -217,4 +235,25 @@ func warnIf(err error, format string, args ...any) {
 	if err != nil {
 		logrus.Warnf(format+": %v", append(args, err)...)
 	}
+}
+
+// linkParent makes sure CRIU finds the parent images: a dump on top of a
+// pre-dump leaves a "parent" link in the image directory, which restore
+// follows; --parent-path must agree with it, or supplies it when missing.
+func linkParent(imageDir, parent string) error {
+	target := filepath.Join(imageDir, parent)
+	if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
+		return invalid("parent-path", "%s is not a directory of parent images", target)
+	}
+	link := filepath.Join(imageDir, "parent")
+	if old, err := os.Readlink(link); err == nil {
+		if filepath.Clean(filepath.Join(imageDir, old)) != filepath.Clean(target) {
+			return invalid("parent-path", "%q differs from the parent the checkpoint was made on (%q)", parent, old)
+		}
+		return nil
+	}
+	if err := os.Symlink(parent, link); err != nil {
+		return invalid("parent-path", "cannot link %s to %s: %v", link, parent, err)
+	}
+	return nil
 }

@@ -25,6 +25,8 @@ type restorer struct {
 	stdio     Stdio
 	terminal  bool
 	container *libcontainer.Container
+	// afterRestore runs once the processes are back.
+	afterRestore func()
 
 	postStart []io.Closer // our copies of what the container got; closed once it runs
 	closers   []io.Closer // our ends of its stdio; closed when it exits
@@ -64,6 +66,9 @@ func (r *restorer) run(criuOpts *libcontainer.CriuOpts, log string) (status int,
 	}
 	if err := r.container.Restore(process, criuOpts); err != nil {
 		return -1, criuFailure(fmt.Sprintf("restore of container %q", r.container.ID()), err, log)
+	}
+	if r.afterRestore != nil {
+		r.afterRestore()
 	}
 	if r.consoleC != nil {
 		if err := <-r.consoleC; err != nil {

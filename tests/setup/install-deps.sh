@@ -6,8 +6,13 @@
 set -euo pipefail
 
 RUNC_VERSION=${RUNC_VERSION:-v1.4.3}
-CRIU_VERSION=${CRIU_VERSION:-4.1.1}
-CRIU_ORIG_SHA256=${CRIU_ORIG_SHA256:-f80a66cb3726bb2116266d4759ce3bcbfab7abdb6b6d430bf20dd41911717afe}
+# CRIU 4.2: 4.1 can't dump any process with an inet socket on kernels >=
+# 6.16 (getsockopt SO_PASSCRED now fails there), and 4.2 also notices by
+# itself when hardware breakpoints don't fire. Debian has it in forky/sid.
+CRIU_VERSION=${CRIU_VERSION:-4.2.1}
+CRIU_MIN_VERSION=${CRIU_MIN_VERSION:-40200}
+CRIU_ORIG_SHA256=${CRIU_ORIG_SHA256:-29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9}
+CRIU_SUITES=${CRIU_SUITES:-forky sid}
 CRIU_PREFIX=${CRIU_PREFIX:-/usr/local}
 export PATH=/usr/local/go/bin:$HOME/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -40,13 +45,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # CRIU: bookworm's 3.17 fails on this kernel ("Unexpected rt vDSO area bounds"),
-# so build a newer one from Debian trixie's source tarball unless a working
-# criu (>= 4.0, `criu check` passes) is already on PATH.
+# so build a newer one from Debian's source tarball unless a working criu
+# (>= CRIU_MIN_VERSION, `criu check` passes) is already on PATH.
 criu_ok() {
 	command -v criu >/dev/null || return 1
-	local v
+	local v major minor sub
 	v=$(criu --version 2>/dev/null | awk '/^Version:/ {print $2}')
-	[ "${v%%.*}" -ge 4 ] 2>/dev/null || return 1
+	IFS=. read -r major minor sub <<<"$v"
+	[ $((${major:-0} * 10000 + ${minor:-0} * 100 + ${sub:-0})) -ge "$CRIU_MIN_VERSION" ] || return 1
 	criu check >/dev/null 2>&1
 }
 
@@ -70,23 +76,35 @@ build_criu() {
 		log "no Debian package source found in /etc/apt to fetch CRIU's source from"
 		return 1
 	fi
-	mkdir -p "$work/lists/partial" "$work/etc"
-	: >"$work/etc/empty.list"
-	for u in $uris; do
-		echo "deb-src $u trixie main"
-	done >"$work/etc/trixie-src.list"
-	local aptopts=(
-		-o "Dir::Etc::SourceList=$work/etc/trixie-src.list"
-		-o "Dir::Etc::SourceParts=$work/etc/nonexistent.d"
-		-o "Dir::State::Lists=$work/lists"
-		-o "APT::Get::List-Cleanup=0"
-	)
-	log "fetching CRIU ${CRIU_VERSION} source from Debian trixie"
-	apt-get "${aptopts[@]}" update -qq >/dev/null 2>&1 || true
-	(cd "$work" && apt-get "${aptopts[@]}" source --download-only "criu=${CRIU_VERSION}-*" >/dev/null 2>&1) ||
-		(cd "$work" && apt-get "${aptopts[@]}" source --download-only criu >/dev/null 2>&1) || true
+	# A private deb-src list and package lists: the machine's own apt
+	# configuration is left as it was. apt may 404 on the .dsc or Debian
+	# patches; the upstream tarball is all the build needs.
+	local suite aptopts
+	for suite in $CRIU_SUITES; do
+		rm -rf "$work/lists" "$work/etc"
+		mkdir -p "$work/lists/partial" "$work/etc"
+		for u in $uris; do
+			echo "deb-src $u $suite main"
+		done >"$work/etc/src.list"
+		aptopts=(
+			-o "Dir::Etc::SourceList=$work/etc/src.list"
+			-o "Dir::Etc::SourceParts=$work/etc/nonexistent.d"
+			-o "Dir::State::Lists=$work/lists"
+			-o "APT::Get::List-Cleanup=0"
+		)
+		log "fetching CRIU ${CRIU_VERSION} source from Debian $suite"
+		apt-get "${aptopts[@]}" update -qq >/dev/null 2>&1 || true
+		# The Debian revision doesn't matter: only the upstream tarball is used.
+		local rev
+		rev=$(apt-cache "${aptopts[@]}" showsrc criu 2>/dev/null |
+			awk -v v="$CRIU_VERSION" '$1 == "Version:" && index($2, v "-") == 1 {print $2; exit}')
+		if [ -n "$rev" ]; then
+			(cd "$work" && apt-get "${aptopts[@]}" source --download-only "criu=$rev" >/dev/null 2>&1) || true
+		fi
+		[ -f "$work/$tarball" ] && break
+	done
 	if [ ! -f "$work/$tarball" ]; then
-		log "could not download $tarball (apt may 404 on .dsc/patches; the tarball is what is needed)"
+		log "could not download $tarball from Debian suites: $CRIU_SUITES"
 		return 1
 	fi
 	echo "$CRIU_ORIG_SHA256  $work/$tarball" | sha256sum -c --quiet - || {
@@ -94,7 +112,7 @@ build_criu() {
 		return 1
 	}
 	tar -C "$work" -xf "$work/$tarball"
-	log "building CRIU ${CRIU_VERSION} (about 30 s)"
+	log "building CRIU ${CRIU_VERSION} (one to three minutes)"
 	make -C "$work/criu-${CRIU_VERSION}" -j"$(nproc)" criu >"$work/build.log" 2>&1 || {
 		tail -20 "$work/build.log" >&2
 		return 1
