@@ -87,7 +87,7 @@ func (rt *Runtime) prepareCriu() (func(), error) {
 		setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	}
 	if _, set := os.LookupEnv("CRIU_FAULT"); !set {
-		works, err := HardwareBreakpointsWork()
+		works, err := cachedBreakpointsWork()
 		if err != nil {
 			logrus.Debugf("hardware breakpoint probe failed, assuming they work: %v", err)
 		} else if !works {
