@@ -36,6 +36,11 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := rt.lockContainer(id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	status, err := container.Status()
 	if err != nil {
 		return nil, fmt.Errorf("container %q: %w", id, err)

@@ -87,12 +87,22 @@ func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, er
 		return -1, fmt.Errorf("creating container %q: %w", id, err)
 	}
 	r.container = container
+	// Create made the state directory, so a second restore of this id
+	// already fails with ErrContainerExists; the lock keeps a checkpoint
+	// of the half-restored container out.
+	unlock, err := rt.lockContainer(id)
+	if err != nil {
+		r.destroy()
+		return -1, err
+	}
+	r.afterRestore = append(r.afterRestore, unlock)
 	if criuConf != nil {
 		if err := criuConf.write(); err != nil {
+			unlock()
 			r.destroy()
 			return -1, err
 		}
-		r.afterRestore = criuConf.dropRestoreOnly
+		r.afterRestore = append(r.afterRestore, criuConf.dropRestoreOnly)
 	}
 	return r.run(criuOpts, logPath(criuOpts, "restore.log"))
 }

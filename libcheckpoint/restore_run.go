@@ -25,8 +25,8 @@ type restorer struct {
 	stdio     Stdio
 	terminal  bool
 	container *libcontainer.Container
-	// afterRestore runs once the processes are back.
-	afterRestore func()
+	// afterRestore runs once CRIU is done, whether it succeeded or not.
+	afterRestore []func()
 
 	postStart []io.Closer // our copies of what the container got; closed once it runs
 	closers   []io.Closer // our ends of its stdio; closed when it exits
@@ -64,11 +64,12 @@ func (r *restorer) run(criuOpts *libcontainer.CriuOpts, log string) (status int,
 		signals = r.catchSignals()
 		defer signal.Stop(signals)
 	}
-	if err := r.container.Restore(process, criuOpts); err != nil {
-		return -1, criuFailure(fmt.Sprintf("restore of container %q", r.container.ID()), err, log)
+	err = r.container.Restore(process, criuOpts)
+	for _, f := range r.afterRestore {
+		f()
 	}
-	if r.afterRestore != nil {
-		r.afterRestore()
+	if err != nil {
+		return -1, criuFailure(fmt.Sprintf("restore of container %q", r.container.ID()), err, log)
 	}
 	if r.consoleC != nil {
 		if err := <-r.consoleC; err != nil {

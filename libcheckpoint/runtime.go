@@ -160,3 +160,26 @@ func absPath(p, def string) (string, error) {
 	}
 	return filepath.Abs(p)
 }
+
+// ErrBusy: another runcr is checkpointing or restoring the container.
+var ErrBusy = errors.New("container is busy")
+
+// lockContainer takes an exclusive, non-blocking flock on the container's
+// state directory for the length of a checkpoint or restore, so that a
+// second one fails at once instead of racing the first (two CRIUs on one
+// process tree would undo each other's freezing). The kernel drops the
+// lock if runcr dies.
+func (rt *Runtime) lockContainer(id string) (func(), error) {
+	dir, err := os.Open(filepath.Join(rt.root(), id))
+	if err != nil {
+		return nil, fmt.Errorf("locking container %q: %w", id, err)
+	}
+	if err := unix.Flock(int(dir.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		dir.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %q is being checkpointed or restored by another runcr; try again when it is done", ErrBusy, id)
+		}
+		return nil, fmt.Errorf("locking container %q: %w", id, err)
+	}
+	return func() { dir.Close() }, nil
+}
