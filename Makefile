@@ -11,7 +11,7 @@ ROOTFS := $(BUILD_DIR)/rootfs
 GO_SRC := $(shell find . -name '*.go' -not -path './tests/.build/*') go.mod go.sum
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all deps rootfs test unit integration demo man install clean upstream-checkpoint-bats
+.PHONY: all deps rootfs test unit fuzz integration demo man install clean upstream-checkpoint-bats
 
 all: runcr
 
@@ -34,6 +34,13 @@ integration: runcr rootfs
 	@mkdir -p $(BUILD_DIR)
 	RUNCR=$(CURDIR)/runcr ROOTFS=$(CURDIR)/$(ROOTFS) $(BATS) --tap --timing tests/integration | tee $(BUILD_DIR)/integration.tap
 
+# Short coverage-guided fuzz runs of option validation (FUZZTIME each).
+FUZZTIME ?= 5s
+fuzz:
+	for f in $$($(GO) test -list 'Fuzz.*' ./libcheckpoint | grep ^Fuzz); do \
+		$(GO) test -run XXX -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./libcheckpoint || exit 1; \
+	done
+
 # runc v1.4.3's own checkpoint.bats, run from the Go module cache against runcr.
 upstream-checkpoint-bats: runcr
 	@mkdir -p $(BUILD_DIR)
@@ -45,6 +52,7 @@ test: deps
 	rm -f $(BUILD_DIR)/unit.log $(BUILD_DIR)/*.tap
 	status=0; \
 	$(MAKE) unit || status=1; \
+	$(MAKE) fuzz || status=1; \
 	$(MAKE) integration || status=1; \
 	$(MAKE) upstream-checkpoint-bats || status=1; \
 	bash tests/summarize.sh $(BUILD_DIR)/unit.log $(BUILD_DIR)/integration.tap $(BUILD_DIR)/upstream.tap; \
