@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 
@@ -42,7 +43,15 @@ var passThroughCommands = []struct{ name, usage string }{
 	{"update", "update container resource constraints"},
 }
 
+// fallbackPath is used when runcr is started without PATH, as Podman does
+// for delete, kill and state and CRI-O for checkpoint: runc and criu must
+// still be found (/usr/local first, where newer builds are installed).
+const fallbackPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 func main() {
+	if os.Getenv("PATH") == "" {
+		os.Setenv("PATH", fallbackPath)
+	}
 	app := newApp()
 	if err := app.Run(os.Args); err != nil {
 		reportError(err)
@@ -106,23 +115,35 @@ func defaultRoot() string {
 // setupLogging is the one place logging is configured, as runc's
 // --debug, --log and --log-format.
 func setupLogging(c *cli.Context) error {
-	if c.Bool("debug") {
+	debug := c.Bool("debug")
+	if debug {
 		logrus.SetLevel(logrus.DebugLevel)
 	}
+	var formatter logrus.Formatter = new(logrus.TextFormatter)
 	switch f := c.String("log-format"); f {
 	case "", "text":
 	case "json":
-		logrus.SetFormatter(new(logrus.JSONFormatter))
+		formatter = new(logrus.JSONFormatter)
 	default:
 		return fmt.Errorf("--log-format: %q is not 'text' or 'json'", f)
 	}
+	toTerminal := true
 	if path := c.String("log"); path != "" {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_SYNC, 0o644)
 		if err != nil {
 			return fmt.Errorf("--log: %w", err)
 		}
 		logrus.SetOutput(f)
+		toTerminal = false
+	} else if _, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS); err != nil {
+		toTerminal = false
 	}
+	// libcontainer quotes CRIU's log as a run of warnings. A person at a
+	// terminal wants them; an engine parsing our output wants the one error
+	// line that names the cause (Podman reads a --log file as a single JSON
+	// object, and otherwise picks lines out of stderr), so for engines the
+	// quote is kept for --debug. The error itself names the log and cause.
+	logrus.SetFormatter(&criuQuoteFilter{Formatter: formatter, quote: debug || toTerminal})
 	if root := c.String("root"); c.IsSet("root") {
 		abs, err := filepath.Abs(root)
 		if err != nil || abs == "/" {
@@ -131,6 +152,27 @@ func setupLogging(c *cli.Context) error {
 		return c.Set("root", abs)
 	}
 	return nil
+}
+
+// criuQuoteFilter drops libcontainer's quote of CRIU's log unless quote
+// is set, and always drops log lines that are noise on every CRIU run.
+type criuQuoteFilter struct {
+	logrus.Formatter
+	quote bool
+}
+
+var (
+	criuQuoteLine = regexp.MustCompile(`^(--- Quoting ".*"|\d+:.*|\.\.\.|---)$`)
+	criuNoiseLine = regexp.MustCompile(`RLIMIT_NOFILE|Hardware breakpoints don't seem to work`)
+)
+
+func (f *criuQuoteFilter) Format(e *logrus.Entry) ([]byte, error) {
+	if e.Level == logrus.WarnLevel && criuQuoteLine.MatchString(e.Message) {
+		if !f.quote || criuNoiseLine.MatchString(e.Message) {
+			return nil, nil
+		}
+	}
+	return f.Formatter.Format(e)
 }
 
 // reportError logs a command's error, and also prints it to stderr when

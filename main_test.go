@@ -65,7 +65,7 @@ func TestRestoreFlagsToOptions(t *testing.T) {
 		"--manage-cgroups-mode", "ignore", "-b", "/bundle", "-d", "--pid-file", "/pid",
 		"--no-subreaper", "--no-pivot", "--empty-ns", "network", "--auto-dedup", "--lazy-pages",
 		"--lsm-profile", "apparmor:p", "--lsm-mount-context", "ctx",
-		"--tcp-close", "--no-new-keyring", "--parent-path", "../pre", "ctr",
+		"--tcp-close", "--no-new-keyring", "--parent-path", "../pre", "--preserve-fds", "2", "ctr",
 	}, func(c *cli.Context) { got = restoreOptions(c) })
 	want := libcheckpoint.RestoreOptions{
 		CommonOptions: libcheckpoint.CommonOptions{
@@ -75,7 +75,7 @@ func TestRestoreFlagsToOptions(t *testing.T) {
 		},
 		Bundle: "/bundle", Detach: true, PidFile: "/pid", ConsoleSocket: "/sock",
 		NoSubreaper: true, NoPivot: true, LSMProfile: "apparmor:p", LSMMountContext: "ctx",
-		TCPClose: true, NoNewKeyring: true, ParentPath: "../pre",
+		TCPClose: true, NoNewKeyring: true, ParentPath: "../pre", PreserveFDs: 2,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)

@@ -38,6 +38,7 @@ using the runcr (or runc) checkpoint command.`,
 			&cli.BoolFlag{Name: "tcp-close", Usage: "restore established TCP connections closed (Podman)"},
 			&cli.BoolFlag{Name: "no-new-keyring", Usage: "do not create a new session keyring for the container (conmon)"},
 			&cli.StringFlag{Name: "parent-path", Usage: "path of the parent (pre-dump) images, relative to --image-path (go-runc)"},
+			&cli.IntFlag{Name: "preserve-fds", Usage: "number of file descriptors after stdio passed in; checked open (Podman)"},
 		},
 		Action: func(c *cli.Context) error {
 			id, err := containerID(c)
@@ -73,5 +74,6 @@ func restoreOptions(c *cli.Context) libcheckpoint.RestoreOptions {
 		TCPClose:        c.Bool("tcp-close"),
 		NoNewKeyring:    c.Bool("no-new-keyring"),
 		ParentPath:      c.String("parent-path"),
+		PreserveFDs:     c.Int("preserve-fds"),
 	}
 }

@@ -67,6 +67,7 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 		thawAfterFailure(container, status == libcontainer.Paused)
 		return nil, criuFailure(fmt.Sprintf("checkpoint of container %q", id), err, res.LogPath)
 	}
+	copyStats(criuOpts, "stats-dump")
 	if !opts.LeaveRunning && !opts.PreDump {
 		// CRIU has killed the processes; drop the state and cgroups.
 		if err := container.Destroy(); err != nil {
@@ -154,6 +155,19 @@ func checkWritableFD(fd int) error {
 		return invalid("status-fd", "file descriptor %d is not open for writing", fd)
 	}
 	return nil
+}
+
+// copyStats puts CRIU's statistics file, which it writes to the work
+// directory, into the image directory as well, where some engines look.
+func copyStats(c *libcontainer.CriuOpts, name string) {
+	if c.WorkDirectory == "" || c.WorkDirectory == c.ImagesDirectory {
+		return
+	}
+	data, err := os.ReadFile(filepath.Join(c.WorkDirectory, name))
+	if err != nil {
+		return
+	}
+	warnIf(os.WriteFile(filepath.Join(c.ImagesDirectory, name), data, 0o600), "copying %s to the image directory", name)
 }
 
 func logPath(c *libcontainer.CriuOpts, name string) string {

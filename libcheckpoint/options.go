@@ -146,6 +146,11 @@ type RestoreOptions struct {
 	// NoNewKeyring keeps the container from getting a new session keyring
 	// (--no-new-keyring, as conmon passes it).
 	NoNewKeyring bool
+	// PreserveFDs is the number of file descriptors after stdio (3, 4, ...)
+	// the caller hands over (--preserve-fds, as Podman passes it). They
+	// must be open; the restored processes get back the descriptors they
+	// had at checkpoint from CRIU's images, so these are not re-attached.
+	PreserveFDs int
 	// ParentPath names the images of the pre-dump the checkpoint was made
 	// on, relative to ImagePath, as go-runc passes it (--parent-path).
 	// CRIU finds them through the image directory's "parent" link, which
@@ -211,7 +216,9 @@ func (o *RestoreOptions) Validate() error {
 	if o.ParentPath != "" && filepath.IsAbs(o.ParentPath) {
 		return invalid("parent-path", "%q must be relative to --image-path", o.ParentPath)
 	}
-
+	if o.PreserveFDs < 0 {
+		return invalid("preserve-fds", "%d is not a number of file descriptors", o.PreserveFDs)
+	}
 	if o.LSMProfile != "" {
 		typ, name, ok := strings.Cut(o.LSMProfile, ":")
 		if !ok || name == "" || (typ != "apparmor" && typ != "selinux") {

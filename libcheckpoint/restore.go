@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // Stdio is what a restored container's standard streams are connected to:
@@ -150,6 +151,11 @@ func prepareRestorePaths(opts *RestoreOptions, c *libcontainer.CriuOpts) error {
 		}
 		if fi, err := os.Stat(filepath.Dir(opts.PidFile)); err != nil || !fi.IsDir() {
 			return invalid("pid-file", "directory %s does not exist; create it or choose another path", filepath.Dir(opts.PidFile))
+		}
+	}
+	for fd := 3; fd < 3+opts.PreserveFDs; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return invalid("preserve-fds", "file descriptor %d (of %d after stdio) is not open: %v", fd, opts.PreserveFDs, err)
 		}
 	}
 	if opts.ConsoleSocket != "" {

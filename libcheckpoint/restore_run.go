@@ -71,6 +71,7 @@ func (r *restorer) run(criuOpts *libcontainer.CriuOpts, log string) (status int,
 	if err != nil {
 		return -1, criuFailure(fmt.Sprintf("restore of container %q", r.container.ID()), err, log)
 	}
+	copyStats(criuOpts, "stats-restore")
 	if r.consoleC != nil {
 		if err := <-r.consoleC; err != nil {
 			terminate(process)
