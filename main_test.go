@@ -170,3 +170,66 @@ func TestManPagesNameEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+// CRI-O isn't packaged for bookworm; these feed runcr the argv its
+// internal/oci/runtime_oci.go builds (checkpoint: the runtime directly;
+// restore: through conmon with --runtime-arg --root=R).
+func TestCRIOCheckpointArgv(t *testing.T) {
+	var opts libcheckpoint.CheckpointOptions
+	var rt *libcheckpoint.Runtime
+	parse(t, []string{"--root", "/run/runc-crio", "--systemd-cgroup", "checkpoint", "--file-locks",
+		"--image-path", "/var/lib/ckpt/c1", "--work-path", "/var/lib/containers/c1", "--leave-running", "c1"},
+		func(c *cli.Context) { opts, rt = checkpointOptions(c), runtimeFrom(c) })
+	want := libcheckpoint.NewCheckpointOptions()
+	want.FileLocks = true
+	want.ImagePath = "/var/lib/ckpt/c1"
+	want.WorkPath = "/var/lib/containers/c1"
+	want.LeaveRunning = true
+	if !reflect.DeepEqual(opts, want) {
+		t.Errorf("options: got %+v, want %+v", opts, want)
+	}
+	if rt.Root != "/run/runc-crio" || !rt.SystemdCgroup {
+		t.Errorf("runtime: %+v", rt)
+	}
+}
+
+func TestCRIORestoreArgv(t *testing.T) {
+	var opts libcheckpoint.RestoreOptions
+	var rt *libcheckpoint.Runtime
+	parse(t, []string{"--root=/run/runc-crio", "restore", "--bundle", "/b", "--pid-file", "/b/pidfile", "--detach",
+		"--image-path", "/var/lib/ckpt/c1", "--work-path", "/b",
+		"--lsm-profile=selinux:system_u:system_r:container_t:s0", "--lsm-mount-context=system_u:object_r:container_file_t:s0", "c1"},
+		func(c *cli.Context) { opts, rt = restoreOptions(c), runtimeFrom(c) })
+	want := libcheckpoint.RestoreOptions{
+		CommonOptions: libcheckpoint.CommonOptions{ImagePath: "/var/lib/ckpt/c1", WorkPath: "/b"},
+		Bundle:        "/b", PidFile: "/b/pidfile", Detach: true,
+		LSMProfile:      "selinux:system_u:system_r:container_t:s0",
+		LSMMountContext: "system_u:object_r:container_file_t:s0",
+	}
+	if !reflect.DeepEqual(opts, want) {
+		t.Errorf("options: got %+v\nwant %+v", opts, want)
+	}
+	if rt.Root != "/run/runc-crio" {
+		t.Errorf("root: %q", rt.Root)
+	}
+	if err := opts.Validate(); err != nil {
+		t.Errorf("CRI-O's restore options refused: %v", err)
+	}
+}
+
+// Engines' argv quirks: containerd's single-dash long flags and Podman's
+// repeated --leave-running.
+func TestEngineFlagForms(t *testing.T) {
+	var r libcheckpoint.RestoreOptions
+	parse(t, []string{"restore", "--image-path", "/i", "--work-path", "/w", "--detach", "--pid-file", "/p", "-no-subreaper", "--bundle", "/b", "id"},
+		func(c *cli.Context) { r = restoreOptions(c) })
+	if !r.NoSubreaper || !r.Detach || r.Bundle != "/b" {
+		t.Errorf("containerd restore argv: %+v", r)
+	}
+	var cp libcheckpoint.CheckpointOptions
+	parse(t, []string{"checkpoint", "--image-path", "/i", "--work-path", "/w", "--leave-running", "--leave-running", "--tcp-established", "id"},
+		func(c *cli.Context) { cp = checkpointOptions(c) })
+	if !cp.LeaveRunning || !cp.TCPEstablished {
+		t.Errorf("Podman checkpoint argv: %+v", cp)
+	}
+}
