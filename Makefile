@@ -11,7 +11,7 @@ ROOTFS := $(BUILD_DIR)/rootfs
 GO_SRC := $(shell find . -name '*.go' -not -path './tests/.build/*') go.mod go.sum
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all deps rootfs test unit fuzz integration demo man install clean upstream-checkpoint-bats
+.PHONY: all deps rootfs test unit fuzz integration engines demo man install clean upstream-checkpoint-bats
 
 all: runcr
 
@@ -41,6 +41,12 @@ fuzz:
 		$(GO) test -run XXX -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./libcheckpoint || exit 1; \
 	done
 
+# Debian's Podman and containerd (and CRI-O's argv) driving runcr.
+engines: runcr rootfs
+	@mkdir -p $(BUILD_DIR)
+	bash tests/setup/install-engines.sh
+	RUNCR=$(CURDIR)/runcr ROOTFS=$(CURDIR)/$(ROOTFS) $(BATS) --tap --timing tests/engines | tee $(BUILD_DIR)/engines.tap
+
 # runc v1.4.3's own checkpoint.bats, run from the Go module cache against runcr.
 upstream-checkpoint-bats: runcr
 	@mkdir -p $(BUILD_DIR)
@@ -54,8 +60,9 @@ test: deps
 	$(MAKE) unit || status=1; \
 	$(MAKE) fuzz || status=1; \
 	$(MAKE) integration || status=1; \
+	$(MAKE) engines || status=1; \
 	$(MAKE) upstream-checkpoint-bats || status=1; \
-	bash tests/summarize.sh $(BUILD_DIR)/unit.log $(BUILD_DIR)/integration.tap $(BUILD_DIR)/upstream.tap; \
+	bash tests/summarize.sh $(BUILD_DIR)/unit.log $(BUILD_DIR)/integration.tap $(BUILD_DIR)/engines.tap $(BUILD_DIR)/upstream.tap; \
 	exit $$status
 
 demo: deps runcr rootfs

@@ -1,0 +1,209 @@
+#!/bin/bash
+# Helpers for runcr's engine tests: real container engines (Debian's Podman
+# and containerd) drive runcr as their OCI runtime. Run as
+#
+#   RUNCR=/abs/path/runcr ROOTFS=/abs/path/rootfs bats tests/engines
+#
+# Needs root and the engines (tests/setup/install-engines.sh); a test whose
+# engine is missing is skipped with the reason.
+#
+# Every engine calls runcr through a logging wrapper, $ENGINES_BIN/runcr,
+# which appends one line per call to $ARGV_LOG:
+#   <time> caller=<parent comm> argv: <shell-quoted argv>
+#   <time> caller=<parent comm> rc=<exit status>
+# so a test can assert on exactly what the engine sent, and a failure shows it.
+# The engines find CRIU through PATH, whose first criu is the real binary
+# (CRIU_REAL, default /usr/local/libexec/criu-real if present), never a
+# wrapper that sets CRIU_FAULT: runcr must cope with this host by itself.
+#
+# Optional environment:
+#   ENGINES_TEST_TIMEOUT  seconds one engine command may take (default 120)
+#   ENGINES_KEEP          keep the temp dirs (podman storage, containerd root)
+#   CRIU_REAL             the criu binary to put first on PATH
+#   ENGINES_ENSURE_PATH   exploration aid: a PATH the wrapper exports when the
+#                         engine gives the runtime none (default: unset, so
+#                         runcr gets the engine's environment as is)
+
+bats_require_minimum_version 1.5.0
+
+ENGINES_DIR=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+REPO_ROOT=$(dirname "$(dirname "$ENGINES_DIR")")
+
+: "${RUNCR:?set RUNCR to the absolute path of the runcr binary}"
+: "${ROOTFS:?set ROOTFS to the rootfs built by tests/setup/make-rootfs.sh}"
+: "${ENGINES_TEST_TIMEOUT:=120}"
+if [ -z "${CRIU_REAL:-}" ]; then
+	if [ -x /usr/local/libexec/criu-real ]; then
+		CRIU_REAL=/usr/local/libexec/criu-real
+	else
+		CRIU_REAL=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v criu || true)
+	fi
+fi
+
+# One directory per bats run, shared by all files: engine storage, the
+# wrapper and its log. Short, because unix socket paths are limited.
+ENGINES_TMP=${ENGINES_TMP:-$BATS_RUN_TMPDIR/e}
+ENGINES_BIN=$ENGINES_TMP/bin
+ARGV_LOG=$ENGINES_TMP/runtime-argv.log
+IMAGE_REF=localhost/runcr-busybox:test
+IMAGE_TAR=$ENGINES_TMP/busybox-image.tar
+
+# The runtime's PATH: real criu first, runc v1.4.3 (/usr/local/sbin) before
+# Debian's runc 1.1.5 (/usr/sbin), which the engine packages pull in.
+export PATH=$ENGINES_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+WORKLOAD=$(grep -v '^#' "$ENGINES_DIR/workload.sh")
+
+log() {
+	printf '%s\n' "$*" >&2
+}
+
+fail() {
+	log "FAIL: $*"
+	return 1
+}
+
+# Sets up $ENGINES_BIN (criu symlink and runcr wrapper) once per run.
+engines_setup_bin() {
+	mkdir -p "$ENGINES_BIN"
+	(
+		flock 9
+		[ -x "$ENGINES_BIN/runcr" ] && exit 0
+		[ -n "$CRIU_REAL" ] && ln -sf "$CRIU_REAL" "$ENGINES_BIN/criu"
+		sed -e "s|@LOG@|$ARGV_LOG|g" -e "s|@RUNCR@|$RUNCR|g" -e "s|@ENSURE_PATH@|${ENGINES_ENSURE_PATH:-}|g" "$ENGINES_DIR/runtime-wrapper.sh" >"$ENGINES_BIN/runcr"
+		chmod 0755 "$ENGINES_BIN/runcr"
+	) 9>"$ENGINES_TMP.bin.lock"
+}
+
+# Prints the argv lines logged since byte offset $1 (see argv_mark).
+argv_since() {
+	tail -c +"$(($1 + 1))" "$ARGV_LOG" 2>/dev/null | grep ' argv: ' | sed 's/^.* argv: //'
+}
+
+argv_mark() {
+	stat -c %s "$ARGV_LOG" 2>/dev/null || echo 0
+}
+
+# Unmounts whatever the engines left mounted under $ENGINES_TMP (storage
+# overlays, netns and shm bind mounts), deepest first.
+engines_unmount_all() {
+	awk -v p="$ENGINES_TMP/" 'index($5, p) == 1 {print $5}' /proc/self/mountinfo | sort -r |
+		while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+
+# Copies the runtime argv log to tests/.build/engines-argv-NAME.log with the
+# run's temp dir shortened to $T and container ids to <ID>, for reading.
+engines_save_argv_log() {
+	local out=$REPO_ROOT/tests/.build/engines-argv-$1.log
+	mkdir -p "$(dirname "$out")"
+	[ -f "$ARGV_LOG" ] || return 0
+	sed -E -e "s#$ENGINES_TMP#\$T#g" -e "s#$BATS_RUN_TMPDIR#\$RUN#g" -e 's/[0-9a-f]{64}/<ID>/g' "$ARGV_LOG" >"$out" || true
+}
+
+# Prints the logged lines (argv and rc) since byte offset $1.
+argv_log_since() {
+	tail -c +"$(($1 + 1))" "$ARGV_LOG" 2>/dev/null
+}
+
+# Builds a docker-archive image of $ROOTFS (one layer), for `podman load` and
+# `ctr images import`; no registry is involved.
+engines_image_tar() {
+	(
+		flock 9
+		[ -s "$IMAGE_TAR" ] && exit 0
+		local d
+		d=$(mktemp -d "$ENGINES_TMP/img.XXXXXX")
+		tar -C "$ROOTFS" --numeric-owner -cf "$d/layer.tar" .
+		local diff cfg
+		diff=$(sha256sum "$d/layer.tar" | cut -d' ' -f1)
+		cat >"$d/config.json" <<EOF
+{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z",
+ "config":{"Cmd":["/bin/sh"],"Env":["PATH=/bin:/sbin:/usr/bin:/usr/sbin"],"WorkingDir":"/"},
+ "rootfs":{"type":"layers","diff_ids":["sha256:$diff"]}}
+EOF
+		cfg=$(sha256sum "$d/config.json" | cut -d' ' -f1)
+		mv "$d/config.json" "$d/$cfg.json"
+		printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["layer.tar"]}]\n' "$cfg" "$IMAGE_REF" >"$d/manifest.json"
+		tar -C "$d" -cf "$IMAGE_TAR.tmp" manifest.json "$cfg.json" layer.tar
+		mv "$IMAGE_TAR.tmp" "$IMAGE_TAR"
+		rm -rf "$d"
+	) 9>"$ENGINES_TMP.img.lock"
+}
+
+requires_root() {
+	[ "$EUID" -eq 0 ] || skip "needs root"
+}
+
+requires_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null || skip "needs $c (bash tests/setup/install-engines.sh)"
+	done
+}
+
+# Runs "$@" under a time limit with bats' run, logging command and output.
+trun() {
+	run timeout -k 5 "$ENGINES_TEST_TIMEOUT" "$@"
+	log "\$ $* (status=$status)"
+	[ -n "$output" ] && log "$output"
+	return 0
+}
+
+# Like trun, but the command's output goes through a file, not a pipe: for
+# runtime calls whose container (run -d, restore -d) would inherit and hold
+# bats' capture pipe open. stdin is /dev/null.
+frun() {
+	local f
+	f=$(mktemp "$BATS_TEST_TMPDIR/frun.XXXXXX")
+	status=0
+	timeout -k 5 "$ENGINES_TEST_TIMEOUT" "$@" </dev/null >"$f" 2>&1 || status=$?
+	output=$(cat "$f")
+	log "\$ $* (status=$status)"
+	[ -n "$output" ] && log "$output"
+	return 0
+}
+
+# Parses a workload line "counter=N mem=X md5=M" into COUNTER MEM MD5.
+parse_state() {
+	COUNTER= MEM= MD5=
+	local line=$1 f
+	for f in $line; do
+		case $f in
+		counter=*) COUNTER=${f#counter=} ;;
+		mem=*) MEM=${f#mem=} ;;
+		md5=*) MD5=${f#md5=} ;;
+		esac
+	done
+	[ -n "$COUNTER" ] && [ -n "$MEM" ] && [ -n "$MD5" ]
+}
+
+# wait_state READER [MIN_COUNTER]: polls READER (a command printing the
+# workload's state line) until the counter exceeds MIN_COUNTER (default 0);
+# sets COUNTER MEM MD5. Fails after 30 s.
+wait_state() {
+	local reader=$1 min=${2:-0} out i
+	for ((i = 0; i < 60; i++)); do
+		out=$($reader 2>/dev/null) || out=
+		if parse_state "$out" && [ "$COUNTER" -gt "$min" ]; then
+			return 0
+		fi
+		sleep 0.5
+	done
+	fail "workload state never passed counter $min (last: '${out}')"
+}
+
+# assert_continues READER BEFORE_COUNTER BEFORE_MD5: the restored workload
+# counts on from BEFORE_COUNTER (not from 1), its memory hash is intact
+# (mem=OK) and it is the same random string as before (md5 unchanged).
+assert_continues() {
+	local reader=$1 before=$2 md5=$3
+	wait_state "$reader" "$before" || return 1
+	log "after restore: counter=$COUNTER mem=$MEM md5=$MD5 (before: counter=$before md5=$md5)"
+	[ "$MEM" = OK ] || fail "memory check failed after restore: mem=$MEM"
+	[ "$MD5" = "$md5" ] || fail "md5 changed ($md5 -> $MD5): the workload restarted instead of being restored"
+	local first=$COUNTER
+	sleep 1.2
+	parse_state "$($reader)" || fail "no state"
+	[ "$COUNTER" -gt "$first" ] || fail "counter stuck at $COUNTER: the workload is not running"
+	[ "$MEM" = OK ] || fail "mem=$MEM"
+}
