@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7"
 	"github.com/opencontainers/cgroups"
@@ -92,6 +93,11 @@ func (rt *Runtime) CheckHost() (*HostReport, error) {
 	need("pre-dump", "mem_dirty_track", "the kernel has no soft-dirty memory tracking")
 	need("parent-path", "mem_dirty_track", "incremental dumps need soft-dirty memory tracking")
 	need("lazy-pages", "uffd-noncoop", "the kernel lacks non-cooperative userfaultfd")
+	if r.Options["lazy-pages"].Supported {
+		if works, why := LazyMigrationWorks(); !works {
+			r.Options["lazy-pages"] = OptionSupport{Reason: "a trial lazy migration fails: " + why}
+		}
+	}
 	lock := OptionSupport{Supported: r.NetworkLock != ""}
 	if !lock.Supported {
 		lock.Reason = "neither iptables-restore nor nftables support is available to lock the network"
@@ -121,4 +127,15 @@ func FormatVersion(v int) string {
 func isDir(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
+}
+
+// requireCriuFeature asks `criu check --feature` (go-criu's FeatureCheck
+// returns the request, not CRIU's answer) and refuses with ErrUnsupported.
+func requireCriuFeature(feature, neededBy string) error {
+	out, err := exec.Command("criu", "check", "--feature", feature).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: refused before freezing the container: CRIU feature %s is missing, needed by %s (criu check: %s)",
+			ErrUnsupported, feature, neededBy, strings.TrimSpace(string(out)))
+	}
+	return nil
 }

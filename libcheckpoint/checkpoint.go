@@ -61,6 +61,19 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 		return nil, err
 	}
 	defer restoreCriu()
+	// libcontainer checks CRIU's memory tracking for --pre-dump only; a
+	// dump on top of a parent needs it as well (CRIU's --track-mem).
+	if opts.ParentPath != "" && !opts.PreDump {
+		if err := requireCriuFeature("mem_dirty_track", "--parent-path (incremental dumps need soft-dirty memory tracking)"); err != nil {
+			return nil, err
+		}
+	}
+
+	if opts.LazyPages {
+		if works, why := LazyMigrationWorks(); !works {
+			return nil, errLazyBroken(why)
+		}
+	}
 
 	res := &CheckpointResult{ImagePath: criuOpts.ImagesDirectory, LogPath: logPath(criuOpts, "dump.log")}
 	if err := container.Checkpoint(criuOpts); err != nil {

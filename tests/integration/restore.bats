@@ -1,0 +1,116 @@
+#!/usr/bin/env bats
+# runcr restore: detached and foreground restores, exit status, pid file,
+# and the flags that change how the restored container is set up.
+
+# shellcheck disable=SC2153 # TOKEN, COUNTER, ... are set by helpers
+load helpers
+
+# Checkpoints a fresh counter workload into ./image; sets TOKEN and COUNTER
+# (the counter at dump time).
+checkpoint_counter() {
+	use_counter_workload
+	start_workload
+	runcr checkpoint --image-path ./image "$CT"
+	[ "$status" -eq 0 ] || fail "checkpoint failed"
+	expect_state "$CT" gone
+	read_state_file
+}
+
+# Restores in the foreground (in the background of the test), waits for the
+# container to run on, makes it exit with status $1 and checks that restore
+# exits with that status. Extra args go to restore.
+foreground_restore_exits_with() {
+	local want=$1 token=$TOKEN at=$COUNTER rc
+	shift
+	setup_pipes
+	(
+		rc=0
+		__runcr restore "$@" --image-path ./image "$CT" \
+			<&"$STDIN_R" >&"$STDOUT_W" 2>&"$STDOUT_W" 3>&- || rc=$?
+		echo "$rc" >"$ROOT/restore.rc"
+	) &
+	log "\$ $RUNCR --root $STATE restore $* --image-path ./image $CT (in the foreground)"
+	wait_for 100 0.1 __runcr exec "$CT" true || fail "the restored container never ran"
+	expect_state "$CT" running
+	expect_progress "$CT" "$at" "$token"
+	# Restore is still waiting for the container.
+	[ ! -e "$ROOT/restore.rc" ]
+
+	echo "$want" >"$BUNDLE/rootfs/tmp/exit"
+	wait_for 100 0.1 test -s "$ROOT/restore.rc" || fail "restore did not return after the container exited"
+	rc=$(cat "$ROOT/restore.rc")
+	log "restore exited with $rc"
+	[ "$rc" -eq "$want" ]
+	expect_state "$CT" gone
+}
+
+@test "restore --detach returns while the container runs on" {
+	checkpoint_counter
+	local token=$TOKEN at=$COUNTER pid
+
+	restore_detached "$CT" --image-path ./image
+	# Nothing of runcr waits for the container.
+	run ! pgrep -f -- "--root $STATE restore"
+	pid=$(container_pid "$CT")
+	run ! grep -q runc "/proc/$(awk '{print $4}' "/proc/$pid/stat")/cmdline"
+	expect_progress "$CT" "$at" "$token"
+}
+
+@test "restore in the foreground waits and exits with the container's exit status" {
+	checkpoint_counter
+	foreground_restore_exits_with 42
+}
+
+@test "restore --no-subreaper in the foreground still forwards the exit status" {
+	checkpoint_counter
+	foreground_restore_exits_with 7 --no-subreaper
+}
+
+@test "restore --pid-file writes the pid of the restored init, which is alive" {
+	use_memory_workload
+	start_workload
+	local token=$TOKEN pid
+	runcr checkpoint --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	read_state_file
+
+	restore_detached "$CT" --pid-file ./ct.pid --image-path ./image
+	pid=$(cat ./ct.pid)
+	[[ "$pid" =~ ^[0-9]+$ ]]
+	kill -0 "$pid"
+	[ "$pid" = "$(container_pid "$CT")" ]
+	# It is the container's init: pid 1 in its namespace, running the workload.
+	grep -Eq '^NSpid:.*[[:space:]]1$' "/proc/$pid/status"
+	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q memtest.awk
+	expect_progress "$CT" "$COUNTER" "$token"
+}
+
+@test "restore --no-pivot restores a working container" {
+	checkpoint_counter
+	local token=$TOKEN at=$COUNTER
+
+	restore_detached "$CT" --no-pivot --image-path ./image
+	expect_progress "$CT" "$at" "$token"
+	runcr exec "$CT" cat /etc/hostname
+	[ "$status" -eq 0 ]
+	[ "$output" = runcr-test ]
+}
+
+@test "restore --bundle from another directory uses that bundle's config" {
+	checkpoint_counter
+	local token=$TOKEN at=$COUNTER
+	cd "$ROOT"
+
+	restore_detached "$CT" --bundle "$BUNDLE" --image-path "$BUNDLE/image"
+	runcr state "$CT"
+	[ "$(jq -r .bundle <<<"$output")" = "$BUNDLE" ]
+	expect_progress "$CT" "$at" "$token"
+}
+
+@test "restore of a missing image fails and leaves no container behind" {
+	runcr restore -d --image-path ./no-such-image "$CT"
+	[ "$status" -ne 0 ]
+	expect_state "$CT" gone
+	runcr list -q
+	[ -z "$output" ]
+}
