@@ -75,6 +75,10 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 		}
 	}
 
+	// The images hold the container's memory, secrets included: CRIU
+	// creates them with our umask, so keep them private to their owner.
+	defer unix.Umask(unix.Umask(0o077))
+
 	res := &CheckpointResult{ImagePath: criuOpts.ImagesDirectory, LogPath: logPath(criuOpts, "dump.log")}
 	if err := container.Checkpoint(criuOpts); err != nil {
 		thawAfterFailure(container, status == libcontainer.Paused)
