@@ -11,7 +11,7 @@ ROOTFS := $(BUILD_DIR)/rootfs
 GO_SRC := $(shell find . -name '*.go' -not -path './tests/.build/*') go.mod go.sum
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all deps rootfs test unit fuzz integration engines demo man install clean upstream-checkpoint-bats
+.PHONY: all deps rootfs test unit fuzz integration engines bench bench-profile demo man install clean upstream-checkpoint-bats
 
 all: runcr
 
@@ -40,6 +40,14 @@ fuzz:
 	for f in $$($(GO) test -list 'Fuzz.*' ./libcheckpoint | grep ^Fuzz); do \
 		$(GO) test -run XXX -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./libcheckpoint || exit 1; \
 	done
+
+# runcr vs runc v1.4.3, side by side: medians and ratios (BENCHMARKS.md).
+bench: deps runcr rootfs
+	RUNCR=$(CURDIR)/runcr ROOTFS=$(CURDIR)/$(ROOTFS) bash tests/bench/run.sh
+
+# Where the fixed cost of a small checkpoint/restore goes (perf timelines).
+bench-profile: deps runcr rootfs
+	RUNCR=$(CURDIR)/runcr ROOTFS=$(CURDIR)/$(ROOTFS) bash tests/bench/profile.sh
 
 # Debian's Podman and containerd (and CRI-O's argv) driving runcr.
 engines: runcr rootfs

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make bench`: checkpoint/restore of the same workload under runcr and under
+# runc, alternating, on tmpfs, with Go's benchmark harness
+# (tests/bench/bench_test.go). Prints a table of medians with the runcr/runc
+# ratio and writes it as JSON; see BENCHMARKS.md.
+#
+# Usage (as root): RUNCR=/abs/runcr ROOTFS=/abs/rootfs bash tests/bench/run.sh
+#
+# Environment:
+#   RUNCR         runcr binary (required)
+#   ROOTFS        busybox rootfs from tests/setup/make-rootfs.sh (required)
+#   RUNC          the runc to compare with (default: runc on PATH)
+#   BENCH_CRIU    criu binary both runtimes use (default: `command -v criu`).
+#                 It is offered to both as "criu", first on PATH.
+#   BENCH_RUNS    measured runs per runtime and size (default 7, at least 5)
+#   BENCH_SIZES   MiB, comma-separated (default 16,256,1024)
+#   BENCH_WARMUP  unmeasured cycles per runtime and size first (default 1)
+#   BENCH_OUT     where results.json, results.md and bench.txt go
+#                 (default tests/.build/bench)
+#   BENCH_TRACE   0: don't trace the runtimes, so no peak RSS (to check
+#                 that the tracing doesn't change the times)
+#
+# runc is given CRIU_FAULT=130 exactly when `runcr check` says hardware
+# breakpoints don't fire here (CRIU hangs on dump otherwise); runcr decides
+# that by itself, so CRIU_FAULT is removed from its environment.
+set -euo pipefail
+# shellcheck source=tests/bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+BENCH_RUNS=${BENCH_RUNS:-7}
+[ "$BENCH_RUNS" -ge 5 ] 2>/dev/null || die "BENCH_RUNS must be at least 5"
+bench_init
+bench_banner
+printf 'bench: %s runs per runtime and size, sizes %s MiB, images on tmpfs %s\n' \
+	"$BENCH_RUNS" "${BENCH_SIZES:-16,256,1024}" "$WORK"
+export BENCH_OUT
+bench_test "$BENCH_RUNS" 2>&1 | tee "$BENCH_OUT/bench.txt"
