@@ -121,13 +121,8 @@ func prepareCheckpointPaths(opts *CheckpointOptions, c *libcontainer.CriuOpts) e
 	if err := makePrivateDir("image-path", c.ImagesDirectory); err != nil {
 		return err
 	}
-	if opts.WorkPath != "" {
-		if c.WorkDirectory, err = absPath(opts.WorkPath, ""); err != nil {
-			return invalid("work-path", "%v", err)
-		}
-		if err := makePrivateDir("work-path", c.WorkDirectory); err != nil {
-			return err
-		}
+	if c.WorkDirectory, err = privateWorkDir(opts.WorkPath); err != nil {
+		return err
 	}
 	if opts.ParentPath != "" {
 		parent := filepath.Join(c.ImagesDirectory, opts.ParentPath)
@@ -140,6 +135,19 @@ func prepareCheckpointPaths(opts *CheckpointOptions, c *libcontainer.CriuOpts) e
 		}
 	}
 	return nil
+}
+
+// privateWorkDir resolves --work-path and makes it a private directory;
+// empty stays empty (CRIU then works in the image directory).
+func privateWorkDir(workPath string) (string, error) {
+	if workPath == "" {
+		return "", nil
+	}
+	dir, err := absPath(workPath, "")
+	if err != nil {
+		return "", invalid("work-path", "%v", err)
+	}
+	return dir, makePrivateDir("work-path", dir)
 }
 
 // makePrivateDir creates dir (and parents) mode 0700, or checks that an

@@ -134,13 +134,8 @@ func prepareRestorePaths(opts *RestoreOptions, c *libcontainer.CriuOpts) error {
 			return err
 		}
 	}
-	if opts.WorkPath != "" {
-		if c.WorkDirectory, err = absPath(opts.WorkPath, ""); err != nil {
-			return invalid("work-path", "%v", err)
-		}
-		if err := makePrivateDir("work-path", c.WorkDirectory); err != nil {
-			return err
-		}
+	if c.WorkDirectory, err = privateWorkDir(opts.WorkPath); err != nil {
+		return err
 	}
 	if opts.Bundle, err = absPath(opts.Bundle, cwd); err != nil {
 		return invalid("bundle", "%v", err)
