@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -29,32 +26,11 @@ const breakpointsCache = "/run/runcr/hw-breakpoints"
 
 // cachedBreakpointsWork is HardwareBreakpointsWork, remembered per boot.
 func cachedBreakpointsWork() (bool, error) {
-	bootID, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return HardwareBreakpointsWork()
-	}
-	boot := strings.TrimSpace(string(bootID))
-	if data, err := os.ReadFile(breakpointsCache); err == nil {
-		if id, answer, ok := strings.Cut(strings.TrimSpace(string(data)), " "); ok && id == boot {
-			return answer == "yes", nil
-		}
-	}
-	works, err := HardwareBreakpointsWork()
-	if err != nil {
-		return works, err
-	}
-	answer := "no"
-	if works {
-		answer = "yes"
-	}
-	// Best effort: without a cache the probe just runs again next time.
-	if os.MkdirAll(filepath.Dir(breakpointsCache), 0o755) == nil {
-		tmp := breakpointsCache + ".tmp" + strconv.Itoa(os.Getpid())
-		if os.WriteFile(tmp, []byte(boot+" "+answer+"\n"), 0o644) == nil {
-			_ = os.Rename(tmp, breakpointsCache)
-		}
-	}
-	return works, nil
+	works, _, err := cachedProbe(breakpointsCache, bootID(), func() (bool, string, error) {
+		works, err := HardwareBreakpointsWork()
+		return works, "", err
+	})
+	return works, err
 }
 
 // offsetof(struct user, u_debugreg) on x86_64.

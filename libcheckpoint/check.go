@@ -62,12 +62,12 @@ func (rt *Runtime) CheckHost() (*HostReport, error) {
 	}
 	if r.CriuError == "" {
 		for _, f := range checkedFeatures {
-			// go-criu's FeatureCheck returns the request, not CRIU's
-			// answer; criu check's exit status is the answer.
-			r.Features[f] = exec.Command(r.CriuPath, "check", "--feature", f).Run() == nil
+			_, err := criuCheckFeature(r.CriuPath, f)
+			r.Features[f] = err == nil
 		}
 	}
-	r.HardwareBreakpoints, _ = HardwareBreakpointsWork()
+	// prepareCriu above has just probed (or read the cached answer).
+	r.HardwareBreakpoints, _ = cachedBreakpointsWork()
 	switch {
 	case cgroups.IsCgroup2UnifiedMode():
 		r.CgroupMode = "v2"
@@ -129,13 +129,17 @@ func isDir(p string) bool {
 	return err == nil && fi.IsDir()
 }
 
-// requireCriuFeature asks `criu check --feature` (go-criu's FeatureCheck
-// returns the request, not CRIU's answer) and refuses with ErrUnsupported.
+// requireCriuFeature refuses with ErrUnsupported where CRIU lacks feature.
 func requireCriuFeature(feature, neededBy string) error {
-	out, err := exec.Command("criu", "check", "--feature", feature).CombinedOutput()
-	if err != nil {
+	if out, err := criuCheckFeature("criu", feature); err != nil {
 		return fmt.Errorf("%w: refused before freezing the container: CRIU feature %s is missing, needed by %s (criu check: %s)",
 			ErrUnsupported, feature, neededBy, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// criuCheckFeature asks `criu check --feature`, whose exit status is the
+// answer (go-criu's FeatureCheck returns the request, not CRIU's answer).
+func criuCheckFeature(criu, feature string) ([]byte, error) {
+	return exec.Command(criu, "check", "--feature", feature).CombinedOutput()
 }

@@ -29,31 +29,19 @@ func LazyMigrationWorks() (bool, string) {
 	if err != nil {
 		return false, "criu is not installed"
 	}
-	key := cacheKey(criuPath)
-	if data, err := os.ReadFile(lazyCache); err == nil {
-		if k, rest, ok := strings.Cut(string(data), "\n"); ok && k == key {
-			answer, reason, _ := strings.Cut(rest, "\n")
-			return answer == "yes", strings.TrimSpace(reason)
-		}
-	}
-	works, reason := tryLazyMigration(criuPath)
-	answer := "no"
-	if works {
-		answer = "yes"
-	}
-	if os.MkdirAll(filepath.Dir(lazyCache), 0o755) == nil {
-		tmp := lazyCache + ".tmp" + strconv.Itoa(os.Getpid())
-		if os.WriteFile(tmp, []byte(key+"\n"+answer+"\n"+reason+"\n"), 0o644) == nil {
-			_ = os.Rename(tmp, lazyCache)
-		}
-	}
+	works, reason, _ := cachedProbe(lazyCache, cacheKey(criuPath), func() (bool, string, error) {
+		works, reason := tryLazyMigration(criuPath)
+		return works, reason, nil
+	})
 	return works, reason
 }
 
 // cacheKey ties a cached answer to this boot and this criu binary.
 func cacheKey(criuPath string) string {
-	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	key := strings.TrimSpace(string(boot))
+	key := bootID()
+	if key == "" {
+		return ""
+	}
 	if fi, err := os.Stat(criuPath); err == nil {
 		key += fmt.Sprintf(" %s %d %d", criuPath, fi.Size(), fi.ModTime().UnixNano())
 	}

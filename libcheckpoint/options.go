@@ -32,6 +32,8 @@ var (
 	ErrContainerExists = errors.New("container already exists")
 	// ErrContainerState: the container's state forbids the operation.
 	ErrContainerState = errors.New("container is not running")
+	// ErrBusy: another runcr is checkpointing or restoring the container.
+	ErrBusy = errors.New("container is busy")
 	// ErrCRIU: CRIU itself reported a failure; the error quotes its log.
 	ErrCRIU = errors.New("criu failed")
 )

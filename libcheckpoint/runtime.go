@@ -161,9 +161,6 @@ func absPath(p, def string) (string, error) {
 	return filepath.Abs(p)
 }
 
-// ErrBusy: another runcr is checkpointing or restoring the container.
-var ErrBusy = errors.New("container is busy")
-
 // lockContainer takes an exclusive, non-blocking flock on the container's
 // state directory for the length of a checkpoint or restore, so that a
 // second one fails at once instead of racing the first (two CRIUs on one
