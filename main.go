@@ -81,9 +81,16 @@ see the same containers under --root.`,
 			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "ignore cgroup permission errors ('true', 'false', or 'auto')"},
 			&cli.StringFlag{Name: "criu", Usage: "path to the criu binary used for checkpoint and restore (default: criu on PATH)"},
 		},
-		Commands:               []*cli.Command{checkpointCommand(), restoreCommand(), checkCommand()},
-		Before:                 setupLogging,
-		CommandNotFound:        func(c *cli.Context, name string) { passThrough() },
+		Commands: []*cli.Command{checkpointCommand(), restoreCommand(), checkCommand()},
+		Before:   setupLogging,
+		// A command runcr doesn't know (a newer runc's) goes to runc too;
+		// as an action, so that a missing runc is an error, not exit 0.
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return passThrough(c)
+			}
+			return cli.ShowAppHelp(c)
+		},
 		ExitErrHandler:         func(*cli.Context, error) {}, // main reports and exits
 		HideHelpCommand:        true,
 		UseShortOptionHandling: false,
@@ -93,7 +100,7 @@ see the same containers under --root.`,
 			Name:            pt.name,
 			Usage:           pt.usage + " (passed to runc)",
 			SkipFlagParsing: true,
-			Action:          func(*cli.Context) error { return passThrough() },
+			Action:          passThrough,
 		})
 	}
 	cli.VersionPrinter = func(c *cli.Context) {
@@ -201,12 +208,12 @@ func runtimeFrom(c *cli.Context) *libcheckpoint.Runtime {
 
 // passThrough replaces runcr with runc, keeping argv (less runcr's own
 // --criu, which runc doesn't know), stdio, environment and so exit status.
-func passThrough() error {
+func passThrough(c *cli.Context) error {
 	runc, err := findRunc()
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	argv := append([]string{"runc"}, stripCriuFlag(os.Args[1:])...)
+	argv := append([]string{"runc"}, stripCriuFlag(os.Args[1:], c.App.Flags)...)
 	if err := unix.Exec(runc, argv, os.Environ()); err != nil {
 		return cli.Exit(fmt.Sprintf("running %s: %v", runc, err), 1)
 	}
@@ -241,8 +248,17 @@ func findRunc() (string, error) {
 }
 
 // stripCriuFlag drops the global --criu flag (and its value) that appears
-// before the subcommand; runc v1.4 has no such flag.
-func stripCriuFlag(args []string) []string {
+// before the subcommand; runc v1.4 has no such flag. flags are runcr's
+// global flags: they tell which ones take a value.
+func stripCriuFlag(args []string, flags []cli.Flag) []string {
+	takesValue := map[string]bool{}
+	for _, f := range flags {
+		if _, isBool := f.(*cli.BoolFlag); !isBool {
+			for _, name := range f.Names() {
+				takesValue[name] = true
+			}
+		}
+	}
 	out := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -257,20 +273,10 @@ func stripCriuFlag(args []string) []string {
 			continue
 		}
 		out = append(out, a)
-		if !hasValue && globalFlagTakesValue(name) {
-			if i+1 < len(args) {
-				out = append(out, args[i+1])
-				i++
-			}
+		if !hasValue && takesValue[name] && i+1 < len(args) {
+			out = append(out, args[i+1])
+			i++
 		}
 	}
 	return out
-}
-
-func globalFlagTakesValue(name string) bool {
-	switch name {
-	case "log", "log-format", "root", "rootless":
-		return true
-	}
-	return false
 }

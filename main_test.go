@@ -100,7 +100,7 @@ func TestStripCriuFlag(t *testing.T) {
 		{[]string{"--log", "f", "--log-format", "json", "kill", "id", "9"}, []string{"--log", "f", "--log-format", "json", "kill", "id", "9"}},
 	}
 	for _, tc := range tests {
-		if got := stripCriuFlag(tc.in); !reflect.DeepEqual(got, tc.want) {
+		if got := stripCriuFlag(tc.in, newApp().Flags); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("stripCriuFlag(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
