@@ -16,13 +16,10 @@ CRIU_SUITES=${CRIU_SUITES:-forky sid}
 CRIU_PREFIX=${CRIU_PREFIX:-/usr/local}
 export PATH=/usr/local/go/bin:$HOME/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-log() { printf 'install-deps: %s\n' "$*" >&2; }
-trap 'log "failed at line $LINENO: $BASH_COMMAND"' ERR
-
-if [ "$(id -u)" -ne 0 ]; then
-	log "must run as root (it installs Debian packages and binaries into /usr/local)"
-	exit 1
-fi
+SCRIPT_NAME=install-deps
+# shellcheck source=tests/setup/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_root "it installs Debian packages and binaries into /usr/local"
 
 # Debian packages: runtime tools for tests, plus CRIU's and runc's build deps.
 PACKAGES=(
@@ -34,10 +31,7 @@ PACKAGES=(
 	python3-protobuf libnl-3-dev libnl-route-3-dev libcap-dev libnet1-dev
 	libbsd-dev libaio-dev libgnutls28-dev uuid-dev libnftables-dev
 )
-missing=()
-for p in "${PACKAGES[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
 	log "installing Debian packages: ${missing[*]}"
 	apt-get update -qq
@@ -81,7 +75,7 @@ build_criu() {
 	# patches; the upstream tarball is all the build needs.
 	local suite aptopts
 	for suite in $CRIU_SUITES; do
-		rm -rf "$work/lists" "$work/etc"
+		rm -rf "${work:?}/lists" "${work:?}/etc"
 		mkdir -p "$work/lists/partial" "$work/etc"
 		for u in $uris; do
 			echo "deb-src $u $suite main"

@@ -13,13 +13,10 @@
 set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-log() { printf 'install-engines: %s\n' "$*" >&2; }
-trap 'log "failed at line $LINENO: $BASH_COMMAND"' ERR
-
-if [ "$(id -u)" -ne 0 ]; then
-	log "must run as root (it installs Debian packages)"
-	exit 1
-fi
+SCRIPT_NAME=install-engines
+# shellcheck source=tests/setup/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_root "it installs Debian packages"
 
 PACKAGES=(
 	podman conmon netavark aardvark-dns catatonit
@@ -27,10 +24,7 @@ PACKAGES=(
 	# used by the tests themselves
 	socat jq iptables iproute2 busybox-static bats
 )
-missing=()
-for p in "${PACKAGES[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
 	log "installing Debian packages: ${missing[*]}"
 	apt-get update -qq
