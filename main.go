@@ -203,6 +203,7 @@ func runtimeFrom(c *cli.Context) *libcheckpoint.Runtime {
 		SystemdCgroup: c.Bool("systemd-cgroup"),
 		Rootless:      c.String("rootless"),
 		CriuPath:      c.String("criu"),
+		Version:       version,
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/sirupsen/logrus"
@@ -20,6 +22,8 @@ type CheckpointResult struct {
 	// Destroyed is true when the container was removed after the dump
 	// (neither --leave-running nor --pre-dump).
 	Destroyed bool
+	// Manifest is what was written to the image directory's ManifestFile.
+	Manifest *Manifest
 }
 
 // Checkpoint dumps container id with CRIU into opts.ImagePath. Bad options
@@ -80,11 +84,33 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 	defer unix.Umask(unix.Umask(0o077))
 
 	res := &CheckpointResult{ImagePath: criuOpts.ImagesDirectory, LogPath: logPath(criuOpts, "dump.log")}
+	// An "incomplete" manifest first: if runcr is killed during the dump,
+	// it stays and restore refuses the half-written images.
+	manifest := rt.newManifest(container, opts)
+	if err := writeManifest(res.ImagePath, manifest); err != nil {
+		return nil, invalid("image-path", "%v", err)
+	}
 	if err := container.Checkpoint(criuOpts); err != nil {
 		thawAfterFailure(container, status == libcontainer.Paused)
+		os.Remove(filepath.Join(res.ImagePath, ManifestFile))
 		return nil, criuFailure(fmt.Sprintf("checkpoint of container %q", id), err, res.LogPath)
 	}
 	copyStats(criuOpts, "stats-dump")
+	manifest.State = ManifestComplete
+	manifest.Completed = time.Now().UTC()
+	manifest.Versions.CRIU = criuVersionFromLog(res.LogPath)
+	if st, err := ReadDumpStats(res.ImagePath); err == nil {
+		manifest.DumpStats = st
+	} else {
+		logrus.Debugf("no CRIU dump statistics: %v", err)
+	}
+	if err := writeManifest(res.ImagePath, manifest); err != nil {
+		// The dump is good, but without a complete manifest restore would
+		// refuse it: keep the container rather than destroy it.
+		thawAfterFailure(container, status == libcontainer.Paused)
+		return nil, fmt.Errorf("container %q was dumped but %w; the container was left running", id, err)
+	}
+	res.Manifest = manifest
 	if !opts.LeaveRunning && !opts.PreDump {
 		// CRIU has killed the processes; drop the state and cgroups.
 		if err := container.Destroy(); err != nil {
@@ -94,6 +120,37 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 		}
 	}
 	return res, nil
+}
+
+// newManifest describes the checkpoint about to be made, as incomplete.
+func (rt *Runtime) newManifest(c *libcontainer.Container, opts CheckpointOptions) *Manifest {
+	m := &Manifest{
+		Version:     ManifestVersion,
+		State:       ManifestIncomplete,
+		ContainerID: c.ID(),
+		Versions: ManifestVersions{
+			Runcr:        rt.Version,
+			Libcontainer: libcontainerVersion(),
+			Kernel:       kernelRelease(),
+		},
+		Options: manifestOptions(opts),
+		Created: time.Now().UTC(),
+	}
+	config := c.Config()
+	m.Rootfs = config.Rootfs
+	for _, label := range config.Labels {
+		if b, ok := strings.CutPrefix(label, "bundle="); ok {
+			m.Bundle = b
+		}
+	}
+	if m.Bundle != "" {
+		if d, err := fileDigest(filepath.Join(m.Bundle, "config.json")); err == nil {
+			m.ConfigDigest = d
+		} else {
+			logrus.Debugf("no digest of the bundle's config.json: %v", err)
+		}
+	}
+	return m
 }
 
 // thawAfterFailure makes sure a failed dump leaves a container that was

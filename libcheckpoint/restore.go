@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
@@ -42,11 +43,18 @@ func (s Stdio) orDefault() Stdio {
 // status. On failure nothing is left under the root: the half-made
 // container is destroyed and the images are untouched.
 func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, error) {
-	criuOpts, err := opts.CriuOpts()
-	if err != nil {
+	if err := opts.Validate(); err != nil {
 		return -1, err
 	}
 	if err := validateID(id); err != nil {
+		return -1, err
+	}
+	manifest, err := applyManifest(&opts)
+	if err != nil {
+		return -1, err
+	}
+	criuOpts, err := opts.CriuOpts()
+	if err != nil {
 		return -1, err
 	}
 	stdio = stdio.orDefault()
@@ -57,6 +65,7 @@ func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, er
 	if err != nil {
 		return -1, err
 	}
+	warnIfConfigChanged(manifest, opts.Bundle)
 	r := &restorer{
 		opts:     opts,
 		stdio:    stdio,
@@ -106,6 +115,61 @@ func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, er
 		r.afterRestore = append(r.afterRestore, criuConf.dropRestoreOnly)
 	}
 	return r.run(criuOpts, logPath(criuOpts, "restore.log"))
+}
+
+// applyManifest reads the manifest of the images, if they have one (runc's
+// have none), refuses a checkpoint that never finished or is only a
+// pre-dump, and fills in what restore needn't be told again: the bundle,
+// when neither --bundle is given nor the working directory is a bundle,
+// and the options that must match the dump (CRIU fails without them).
+func applyManifest(opts *RestoreOptions) (*Manifest, error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := absPath(opts.ImagePath, filepath.Join(cwd, "checkpoint"))
+	if err != nil {
+		return nil, invalid("image-path", "%v", err)
+	}
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return nil, invalid("image-path", "%s: %v", dir, err)
+	}
+	if m == nil {
+		return nil, nil
+	}
+	if m.State != ManifestComplete {
+		return nil, fmt.Errorf("%w: --image-path %s: the checkpoint of %q begun at %s never finished (the dump failed or runcr was killed); the images may be partial, make a new checkpoint",
+			ErrIncompleteCheckpoint, dir, m.ContainerID, m.Created.Format(time.RFC3339))
+	}
+	if m.Options.PreDump {
+		return nil, invalid("image-path", "%s holds a --pre-dump (memory only) of %q; restore the checkpoint made on top of it", dir, m.ContainerID)
+	}
+	if opts.Bundle == "" && m.Bundle != "" {
+		if _, err := os.Stat(filepath.Join(cwd, "config.json")); err != nil {
+			logrus.Debugf("restoring with the bundle the manifest names: %s", m.Bundle)
+			opts.Bundle = m.Bundle
+		}
+	}
+	mo := m.Options
+	opts.TCPEstablished = opts.TCPEstablished || mo.TCPEstablished
+	opts.ExtUnixSockets = opts.ExtUnixSockets || mo.ExtUnixSockets
+	opts.ShellJob = opts.ShellJob || mo.ShellJob
+	opts.FileLocks = opts.FileLocks || mo.FileLocks
+	return m, nil
+}
+
+// warnIfConfigChanged warns when the bundle's config.json is not the one
+// the checkpoint was made with: restore goes on, but mounts or namespaces
+// that differ from the dump make CRIU fail or the container differ.
+func warnIfConfigChanged(m *Manifest, bundle string) {
+	if m == nil || m.ConfigDigest == "" {
+		return
+	}
+	path := filepath.Join(bundle, "config.json")
+	if d, err := fileDigest(path); err == nil && d != m.ConfigDigest {
+		logrus.Warnf("%s changed since the checkpoint of %q (digest %s, was %s); restoring with it as it is now", path, m.ContainerID, d, m.ConfigDigest)
+	}
 }
 
 // prepareRestorePaths makes every path absolute before the bundle's

@@ -32,6 +32,8 @@ type Runtime struct {
 	Rootless string
 	// CriuPath is the criu binary to run (--criu); empty means "criu" on PATH.
 	CriuPath string
+	// Version is the calling program's version, recorded in manifests.
+	Version string
 }
 
 func (rt *Runtime) root() string {

@@ -1,0 +1,339 @@
+package libcheckpoint
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/checkpoint-restore/go-criu/v7/stats"
+	"golang.org/x/sys/unix"
+)
+
+// ManifestFile is the name of the manifest runcr writes into every image
+// directory it makes. runc's image directories have none.
+const ManifestFile = "runcr-manifest.json"
+
+// ManifestVersion is the version of the manifest format this package
+// writes; it reads this version and refuses newer ones.
+const ManifestVersion = 1
+
+// Manifest states. A checkpoint writes "incomplete" before CRIU starts and
+// replaces it with "complete" only after CRIU succeeded and its statistics
+// are read; a failed checkpoint removes it. One left "incomplete" means the
+// checkpoint was killed midway, and restore refuses it.
+const (
+	ManifestIncomplete = "incomplete"
+	ManifestComplete   = "complete"
+)
+
+// ErrIncompleteCheckpoint: the image directory holds a checkpoint that did
+// not finish.
+var ErrIncompleteCheckpoint = errors.New("checkpoint is incomplete")
+
+// Manifest describes a checkpoint: what was dumped, from where, by what,
+// and how. It is JSON in ManifestFile in the image directory.
+type Manifest struct {
+	// Version is ManifestVersion of the writer.
+	Version int `json:"version"`
+	// State is ManifestIncomplete or ManifestComplete.
+	State string `json:"state"`
+	// ContainerID is the id the container had.
+	ContainerID string `json:"container_id"`
+	// Bundle is the container's bundle directory (absolute), where restore
+	// finds config.json when not told otherwise.
+	Bundle string `json:"bundle,omitempty"`
+	// ConfigDigest is "sha256:<hex>" of the bundle's config.json at
+	// checkpoint time; restore warns when it changed.
+	ConfigDigest string `json:"config_digest,omitempty"`
+	// Rootfs is the container's root file system on the host.
+	Rootfs string `json:"rootfs,omitempty"`
+	// Versions of the software that made the checkpoint.
+	Versions ManifestVersions `json:"versions"`
+	// Options are the checkpoint options used.
+	Options ManifestOptions `json:"options"`
+	// Created is when the checkpoint started.
+	Created time.Time `json:"created"`
+	// Completed is when it finished (zero while incomplete).
+	Completed time.Time `json:"completed,omitzero"`
+	// DumpStats are CRIU's statistics of the dump (stats-dump).
+	DumpStats *DumpStats `json:"dump_stats,omitempty"`
+}
+
+// ManifestVersions records the versions of runcr, libcontainer, CRIU and
+// the kernel a checkpoint was made with.
+type ManifestVersions struct {
+	Runcr        string `json:"runcr,omitempty"`
+	Libcontainer string `json:"libcontainer,omitempty"`
+	CRIU         string `json:"criu,omitempty"`
+	Kernel       string `json:"kernel,omitempty"`
+}
+
+// ManifestOptions are the checkpoint options a manifest records; the
+// "must match" ones are applied again by a restore that doesn't give them.
+type ManifestOptions struct {
+	ImagePath         string   `json:"image_path,omitempty"`
+	WorkPath          string   `json:"work_path,omitempty"`
+	ParentPath        string   `json:"parent_path,omitempty"`
+	LeaveRunning      bool     `json:"leave_running,omitempty"`
+	TCPEstablished    bool     `json:"tcp_established,omitempty"`
+	TCPSkipInFlight   bool     `json:"tcp_skip_in_flight,omitempty"`
+	ExtUnixSockets    bool     `json:"ext_unix_sk,omitempty"`
+	ShellJob          bool     `json:"shell_job,omitempty"`
+	FileLocks         bool     `json:"file_locks,omitempty"`
+	LinkRemap         bool     `json:"link_remap,omitempty"`
+	ManageCgroupsMode string   `json:"manage_cgroups_mode,omitempty"`
+	EmptyNamespaces   []string `json:"empty_ns,omitempty"`
+	AutoDedup         bool     `json:"auto_dedup,omitempty"`
+	LazyPages         bool     `json:"lazy_pages,omitempty"`
+	PageServer        string   `json:"page_server,omitempty"`
+	PreDump           bool     `json:"pre_dump,omitempty"`
+}
+
+// DumpStats are CRIU's dump statistics; times in microseconds.
+type DumpStats struct {
+	FreezingTime         uint32 `json:"freezing_time"`
+	FrozenTime           uint32 `json:"frozen_time"`
+	MemdumpTime          uint32 `json:"memdump_time"`
+	MemwriteTime         uint32 `json:"memwrite_time"`
+	PagesScanned         uint64 `json:"pages_scanned"`
+	PagesSkippedParent   uint64 `json:"pages_skipped_parent"`
+	PagesWritten         uint64 `json:"pages_written"`
+	PagesLazy            uint64 `json:"pages_lazy,omitempty"`
+	IrmapResolve         uint32 `json:"irmap_resolve,omitempty"`
+	ShpagesScanned       uint64 `json:"shpages_scanned,omitempty"`
+	ShpagesSkippedParent uint64 `json:"shpages_skipped_parent,omitempty"`
+	ShpagesWritten       uint64 `json:"shpages_written,omitempty"`
+}
+
+// RestoreStats are CRIU's restore statistics; times in microseconds.
+type RestoreStats struct {
+	PagesCompared   uint64 `json:"pages_compared"`
+	PagesSkippedCow uint64 `json:"pages_skipped_cow"`
+	ForkingTime     uint32 `json:"forking_time"`
+	RestoreTime     uint32 `json:"restore_time"`
+	PagesRestored   uint64 `json:"pages_restored"`
+}
+
+// manifestOptions records o as a manifest does.
+func manifestOptions(o CheckpointOptions) ManifestOptions {
+	return ManifestOptions{
+		ImagePath:         o.ImagePath,
+		WorkPath:          o.WorkPath,
+		ParentPath:        o.ParentPath,
+		LeaveRunning:      o.LeaveRunning,
+		TCPEstablished:    o.TCPEstablished,
+		TCPSkipInFlight:   o.TCPSkipInFlight,
+		ExtUnixSockets:    o.ExtUnixSockets,
+		ShellJob:          o.ShellJob,
+		FileLocks:         o.FileLocks,
+		LinkRemap:         o.LinkRemap,
+		ManageCgroupsMode: o.ManageCgroupsMode,
+		EmptyNamespaces:   o.EmptyNamespaces,
+		AutoDedup:         o.AutoDedup,
+		LazyPages:         o.LazyPages,
+		PageServer:        o.PageServer,
+		PreDump:           o.PreDump,
+	}
+}
+
+// ReadManifest reads dir's manifest. A directory without one (as runc
+// makes them) gives (nil, nil).
+func ReadManifest(dir string) (*Manifest, error) {
+	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return DecodeManifest(data)
+}
+
+// DecodeManifest parses and checks a manifest.
+func DecodeManifest(data []byte) (*Manifest, error) {
+	var m Manifest
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%s is not valid JSON: %w", ManifestFile, err)
+	}
+	switch {
+	case m.Version < 1:
+		return nil, fmt.Errorf("%s has no version", ManifestFile)
+	case m.Version > ManifestVersion:
+		return nil, fmt.Errorf("%s is version %d; this runcr reads up to version %d, use a newer runcr", ManifestFile, m.Version, ManifestVersion)
+	case m.State != ManifestComplete && m.State != ManifestIncomplete:
+		return nil, fmt.Errorf("%s has unknown state %q", ManifestFile, m.State)
+	}
+	return &m, nil
+}
+
+// writeManifest replaces dir's manifest atomically (temporary file,
+// fsync, rename), so a reader sees the old one or the new one, whole.
+func writeManifest(dir string, m *Manifest) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+ManifestFile+".*")
+	if err != nil {
+		return fmt.Errorf("writing the manifest: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(append(data, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, ManifestFile))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing the manifest in %s: %w", dir, err)
+	}
+	return nil
+}
+
+// fileDigest returns "sha256:<hex>" of a file's content.
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// libcontainerVersion is the version of runc's module built into this
+// binary, from the build information.
+func libcontainerVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	for _, d := range bi.Deps {
+		if d.Path == "github.com/opencontainers/runc" {
+			if d.Replace != nil {
+				return d.Replace.Version
+			}
+			return d.Version
+		}
+	}
+	return ""
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// criuVersionFromLog reads the version CRIU prints at the top of its log
+// ("Version: 4.2.1 (gitid ...)"), which costs nothing, unlike asking a
+// CRIU process.
+func criuVersionFromLog(logFile string) string {
+	f, err := os.Open(logFile)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for i := 0; i < 20 && sc.Scan(); i++ {
+		if _, v, ok := strings.Cut(sc.Text(), "Version: "); ok {
+			if sp := strings.IndexByte(v, ' '); sp > 0 {
+				v = v[:sp]
+			}
+			return v
+		}
+	}
+	return ""
+}
+
+// readStatsEntry reads a CRIU statistics file with go-criu's stats
+// package, after checking the length it trusts (it indexes without
+// bounds checks).
+func readStatsEntry(dir, name string) error {
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return err
+	}
+	if len(data) < stats.PayloadOffset {
+		return fmt.Errorf("%s is truncated (%d bytes)", name, len(data))
+	}
+	size := binary.LittleEndian.Uint32(data[stats.SizeOffset:stats.PayloadOffset])
+	if uint64(len(data)) < uint64(stats.PayloadOffset)+uint64(size) {
+		return fmt.Errorf("%s is truncated (%d bytes, payload says %d)", name, len(data), size)
+	}
+	return nil
+}
+
+// ReadDumpStats reads CRIU's stats-dump from dir.
+func ReadDumpStats(dir string) (*DumpStats, error) {
+	if err := readStatsEntry(dir, stats.StatsDump); err != nil {
+		return nil, err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	s, err := stats.CriuGetDumpStats(d)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", stats.StatsDump, err)
+	}
+	return &DumpStats{
+		FreezingTime:         s.GetFreezingTime(),
+		FrozenTime:           s.GetFrozenTime(),
+		MemdumpTime:          s.GetMemdumpTime(),
+		MemwriteTime:         s.GetMemwriteTime(),
+		PagesScanned:         s.GetPagesScanned(),
+		PagesSkippedParent:   s.GetPagesSkippedParent(),
+		PagesWritten:         s.GetPagesWritten(),
+		PagesLazy:            s.GetPagesLazy(),
+		IrmapResolve:         s.GetIrmapResolve(),
+		ShpagesScanned:       s.GetShpagesScanned(),
+		ShpagesSkippedParent: s.GetShpagesSkippedParent(),
+		ShpagesWritten:       s.GetShpagesWritten(),
+	}, nil
+}
+
+// ReadRestoreStats reads CRIU's stats-restore from dir.
+func ReadRestoreStats(dir string) (*RestoreStats, error) {
+	if err := readStatsEntry(dir, stats.StatsRestore); err != nil {
+		return nil, err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	s, err := stats.CriuGetRestoreStats(d)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", stats.StatsRestore, err)
+	}
+	return &RestoreStats{
+		PagesCompared:   s.GetPagesCompared(),
+		PagesSkippedCow: s.GetPagesSkippedCow(),
+		ForkingTime:     s.GetForkingTime(),
+		RestoreTime:     s.GetRestoreTime(),
+		PagesRestored:   s.GetPagesRestored(),
+	}, nil
+}
