@@ -1,0 +1,166 @@
+package libcheckpoint
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDecodeManifest(t *testing.T) {
+	for _, tc := range []struct {
+		name, json, wantErr string
+	}{
+		{"complete", `{"version":1,"state":"complete","container_id":"c"}`, ""},
+		{"incomplete", `{"version":1,"state":"incomplete"}`, ""},
+		{"unknown fields are ignored", `{"version":1,"state":"complete","future":{"x":1}}`, ""},
+		{"not json", `{"version":1,`, "not valid JSON"},
+		{"no version", `{"state":"complete"}`, "no version"},
+		{"newer", `{"version":2,"state":"complete"}`, "use a newer runcr"},
+		{"unknown state", `{"version":1,"state":"half"}`, `unknown state "half"`},
+		{"wrong types", `{"version":"1","state":"complete"}`, "not valid JSON"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := DecodeManifest([]byte(tc.json))
+			if tc.wantErr == "" {
+				if err != nil || m == nil {
+					t.Fatalf("DecodeManifest: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestWriteManifestRoundTripPrivate(t *testing.T) {
+	dir := t.TempDir()
+	want := &Manifest{
+		Version: ManifestVersion, State: ManifestComplete, ContainerID: "c1",
+		Bundle: "/b", ConfigDigest: "sha256:00", Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		Options:   ManifestOptions{TCPEstablished: true, EmptyNamespaces: []string{"network"}},
+		DumpStats: &DumpStats{FrozenTime: 42, PagesWritten: 7},
+	}
+	if err := writeManifest(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("manifest mode %v, want 0600", fi.Mode().Perm())
+	}
+	got, err := ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ContainerID != "c1" || !got.Options.TCPEstablished || got.DumpStats.FrozenTime != 42 || !got.Created.Equal(want.Created) || !got.Completed.IsZero() {
+		t.Errorf("round trip gave %+v", got)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temporary files left: %v", entries)
+	}
+}
+
+func TestReadManifestAbsentIsNotAnError(t *testing.T) {
+	m, err := ReadManifest(t.TempDir())
+	if m != nil || err != nil {
+		t.Fatalf("ReadManifest of a runc image dir = %v, %v; want nil, nil", m, err)
+	}
+}
+
+// applyManifest is what lets restore go without --bundle and the
+// must-match options.
+func TestApplyManifest(t *testing.T) {
+	images := t.TempDir()
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	write := func(m Manifest) {
+		t.Helper()
+		m.Version = ManifestVersion
+		if err := writeManifest(images, &m); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	write(Manifest{State: ManifestComplete, ContainerID: "c", Bundle: "/the/bundle",
+		Options: ManifestOptions{TCPEstablished: true, FileLocks: true}})
+	opts := RestoreOptions{CommonOptions: CommonOptions{ImagePath: images}}
+	if _, err := applyManifest(&opts); err != nil {
+		t.Fatal(err)
+	}
+	if opts.Bundle != "/the/bundle" || !opts.TCPEstablished || !opts.FileLocks || opts.ShellJob || opts.ExtUnixSockets {
+		t.Errorf("applied manifest gave %+v", opts)
+	}
+
+	// A given --bundle wins; so does a working directory that is a bundle.
+	opts = RestoreOptions{CommonOptions: CommonOptions{ImagePath: images}, Bundle: "/mine"}
+	if _, err := applyManifest(&opts); err != nil || opts.Bundle != "/mine" {
+		t.Errorf("--bundle /mine became %q (%v)", opts.Bundle, err)
+	}
+	if err := os.WriteFile(filepath.Join(cwd, "config.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts = RestoreOptions{CommonOptions: CommonOptions{ImagePath: images}}
+	if _, err := applyManifest(&opts); err != nil || opts.Bundle != "" {
+		t.Errorf("a bundle as working directory was overridden with %q (%v)", opts.Bundle, err)
+	}
+
+	write(Manifest{State: ManifestIncomplete, ContainerID: "c"})
+	opts = RestoreOptions{CommonOptions: CommonOptions{ImagePath: images}}
+	if _, err := applyManifest(&opts); !errors.Is(err, ErrIncompleteCheckpoint) || !strings.Contains(err.Error(), "--image-path "+images) {
+		t.Errorf("incomplete manifest: %v", err)
+	}
+
+	write(Manifest{State: ManifestComplete, ContainerID: "c", Options: ManifestOptions{PreDump: true}})
+	if _, err := applyManifest(&opts); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "pre-dump") {
+		t.Errorf("pre-dump manifest: %v", err)
+	}
+
+	if err := os.WriteFile(filepath.Join(images, ManifestFile), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := applyManifest(&opts); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--image-path") {
+		t.Errorf("corrupt manifest: %v", err)
+	}
+}
+
+// go-criu's stats reader indexes without bounds checks: a truncated
+// statistics file must be an error, not a panic.
+func TestReadStatsTruncated(t *testing.T) {
+	dir := t.TempDir()
+	for _, data := range [][]byte{nil, {0x40}, {0x40, 0x59, 0x10, 0x55, 0x06, 0x33, 0x09, 0x57, 0xff, 0, 0, 0, 1}} {
+		if err := os.WriteFile(filepath.Join(dir, "stats-dump"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadDumpStats(dir); err == nil {
+			t.Errorf("stats-dump of %d bytes accepted", len(data))
+		}
+		if err := os.WriteFile(filepath.Join(dir, "stats-restore"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadRestoreStats(dir); err == nil {
+			t.Errorf("stats-restore of %d bytes accepted", len(data))
+		}
+	}
+}
+
+func TestCriuVersionFromLog(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "dump.log")
+	content := "(00.000000) Unable to get $HOME directory, local configuration file will not be used.\n(00.000012) Version: 4.2.1 (gitid 0)\n(00.000020) Running on host\n"
+	if err := os.WriteFile(log, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v := criuVersionFromLog(log); v != "4.2.1" {
+		t.Errorf("criuVersionFromLog = %q, want 4.2.1", v)
+	}
+	if v := criuVersionFromLog(filepath.Join(t.TempDir(), "none")); v != "" {
+		t.Errorf("missing log gave %q", v)
+	}
+}

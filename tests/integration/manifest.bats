@@ -1,0 +1,157 @@
+#!/usr/bin/env bats
+# The manifest (runcr-manifest.json) every runcr checkpoint writes, and the
+# restores it makes possible without saying everything again.
+
+# shellcheck disable=SC2153 # TOKEN, COUNTER, ... are set by helpers
+load helpers
+
+MANIFEST=runcr-manifest.json
+
+@test "checkpoint writes a complete manifest: id, bundle, config digest, versions, options, CRIU's statistics" {
+	requires runcr
+	use_memory_workload
+	start_workload
+	runcr checkpoint --leave-running --file-locks --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	local m=./image/$MANIFEST criu_version
+	[ -f "$m" ] || fail "no $MANIFEST"
+	log "$(cat "$m")"
+	[ "$(stat -c %a "$m")" = 600 ]
+	[ "$(jq -r .version "$m")" = 1 ]
+	[ "$(jq -r .state "$m")" = complete ]
+	[ "$(jq -r .container_id "$m")" = "$CT" ]
+	[ "$(jq -r .bundle "$m")" = "$BUNDLE" ]
+	[ "$(jq -r .rootfs "$m")" = "$BUNDLE/rootfs" ]
+	[ "$(jq -r .config_digest "$m")" = "sha256:$(sha256sum <"$BUNDLE/config.json" | cut -d' ' -f1)" ]
+	criu_version=$(criu --version | sed -n 's/^Version: *//p')
+	[ "$(jq -r .versions.criu "$m")" = "$criu_version" ]
+	[ "$(jq -r .versions.kernel "$m")" = "$(uname -r)" ]
+	[ "$(jq -r .versions.libcontainer "$m")" = v1.4.3 ]
+	[ "$(jq -r .versions.runcr "$m")" = "$("$RUNCR" --version | sed -n 's/^runcr version //p')" ]
+	[ "$(jq -r .options.leave_running "$m")" = true ]
+	[ "$(jq -r .options.file_locks "$m")" = true ]
+	[ "$(jq -r .options.tcp_established "$m")" = null ]
+	# The statistics are CRIU's own: frozen for some time, the workload's
+	# ~4 MB of strings among the pages written.
+	[ "$(jq -r .dump_stats.frozen_time "$m")" -gt 0 ]
+	[ "$(jq -r .dump_stats.pages_written "$m")" -gt 1000 ]
+	local created completed
+	created=$(date -d "$(jq -r .created "$m")" +%s)
+	completed=$(date -d "$(jq -r .completed "$m")" +%s)
+	[ "$completed" -ge "$created" ]
+	[ $(($(date +%s) - created)) -lt 120 ]
+}
+
+@test "a failed checkpoint leaves no manifest and a running container" {
+	requires runcr
+	use_memory_workload
+	start_workload
+	local token=$TOKEN
+	# Nothing listens there: CRIU fails once it tries to send the pages.
+	runcr checkpoint --page-server 127.0.0.1:1 --image-path ./image "$CT"
+	[ "$status" -ne 0 ]
+	[ ! -e "./image/$MANIFEST" ] || fail "a failed checkpoint left $(cat "./image/$MANIFEST")"
+	ls -a ./image | grep -q "^\.$MANIFEST" && fail "a temporary manifest was left"
+	expect_state "$CT" running
+	read_state
+	expect_progress "$CT" "$COUNTER" "$token"
+}
+
+@test "restore with neither --bundle nor a bundle as working directory uses the manifest's bundle" {
+	requires runcr
+	use_memory_workload
+	start_workload
+	local token=$TOKEN image=$BUNDLE/image elsewhere=$ROOT/elsewhere
+	runcr checkpoint --image-path "$image" "$CT"
+	[ "$status" -eq 0 ]
+	read_state_file
+	mkdir "$elsewhere"
+	cd "$elsewhere"
+	restore_detached "$CT" --image-path "$image"
+	expect_progress "$CT" "$COUNTER" "$token"
+	# Nothing was written where restore ran.
+	[ -z "$(ls -A "$elsewhere")" ]
+}
+
+@test "restore applies the options that must match the dump (--file-locks) from the manifest: the lock is held again" {
+	requires runcr flocker
+	install -m 0755 "$FLOCKER" "$BUNDLE/rootfs/bin/flocker"
+	use_counter_workload 'flocker /tmp/lock &
+'
+	start_workload
+	local token=$TOKEN lock=$BUNDLE/rootfs/tmp/lock
+	wait_for 50 0.1 lock_is_held "$lock"
+	runcr checkpoint --file-locks --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	read_state_file
+	# Without the option CRIU restores the processes but silently drops
+	# their lock (as runc does unless told --file-locks again) ...
+	cp "./image/$MANIFEST" "$ROOT/m"
+	jq 'del(.options.file_locks)' "$ROOT/m" >"./image/$MANIFEST"
+	restore_detached "$CT" --image-path ./image
+	run ! lock_is_held "$lock"
+	runcr kill "$CT" KILL
+	wait_for 50 0.1 container_stopped "$CT"
+	runcr delete "$CT"
+	[ "$status" -eq 0 ]
+	# ... and with the manifest as checkpoint wrote it, the lock is back.
+	cp "$ROOT/m" "./image/$MANIFEST"
+	restore_detached "$CT" --image-path ./image
+	lock_is_held "$lock"
+	expect_progress "$CT" "$COUNTER" "$token"
+}
+
+@test "restore refuses a checkpoint whose manifest says incomplete, and leaves nothing behind" {
+	requires runcr
+	use_memory_workload
+	start_workload
+	runcr checkpoint --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	read_state_file
+	local token=$TOKEN at=$COUNTER
+	# What a checkpoint killed midway leaves.
+	jq '.state = "incomplete" | del(.completed, .dump_stats)' "./image/$MANIFEST" >"$ROOT/m" &&
+		cp "$ROOT/m" "./image/$MANIFEST"
+	runcr restore -d --image-path ./image "$CT"
+	[ "$status" -ne 0 ]
+	[[ $output == *"incomplete"* && $output == *"$BUNDLE/image"* ]] || fail "unclear error: $output"
+	expect_state "$CT" gone
+	# The images are as they were: with the manifest put right, they restore.
+	jq '.state = "complete"' "$ROOT/m" >"./image/$MANIFEST"
+	restore_detached "$CT" --image-path ./image
+	expect_progress "$CT" "$at" "$token"
+}
+
+@test "restore warns when config.json changed since the checkpoint, and restores with it" {
+	requires runcr
+	use_memory_workload
+	start_workload
+	local token=$TOKEN
+	runcr checkpoint --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	read_state_file
+	update_config '.annotations["runcr.test"] = "changed"'
+	restore_detached "$CT" --image-path ./image
+	grep -q "config.json changed since the checkpoint" "$CT_OUT" || fail "no warning in: $(cat "$CT_OUT")"
+	expect_progress "$CT" "$COUNTER" "$token"
+}
+
+@test "a manifest from a newer runcr or a corrupt one is refused, naming the image path" {
+	requires runcr
+	use_memory_workload
+	start_workload
+	runcr checkpoint --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	local good=$ROOT/good
+	cp "./image/$MANIFEST" "$good"
+	jq '.version = 99' "$good" >"./image/$MANIFEST"
+	runcr restore -d --image-path ./image "$CT"
+	[ "$status" -ne 0 ]
+	[[ $output == *"--image-path"* && $output == *"version 99"* && $output == *"newer runcr"* ]] || fail "unclear error: $output"
+	expect_state "$CT" gone
+	echo '{"version": 1, "state": ' >"./image/$MANIFEST"
+	runcr restore -d --image-path ./image "$CT"
+	[ "$status" -ne 0 ]
+	[[ $output == *"--image-path"* && $output == *"$MANIFEST"* ]] || fail "unclear error: $output"
+	expect_state "$CT" gone
+}
