@@ -99,6 +99,37 @@ sleep 0.5
 	expect_progress "$CT" "$at" "$token"
 }
 
+@test "restore --tcp-close: the established connection comes back closed, the rest of the container carries on" {
+	requires netns criu_inet
+	setup_netns
+	# The connection is a side job (a talker feeding a listener); the
+	# counter loop is what must carry on.
+	use_counter_workload "sleep 100000 | nc -l -p 5000 >/tmp/recv &
+sleep 0.5
+(i=0; while :; do i=\$((i + 1)); echo \$i; sleep 0.1; done) | nc 127.0.0.1 5000 &
+"
+	start_workload
+	local token=$TOKEN recv=$BUNDLE/rootfs/tmp/recv at
+	wait_for 50 0.1 number_above "$recv" 3
+	ip netns exec "$NS" ss -Htn state established '( sport = :5000 or dport = :5000 )' | grep -q . ||
+		fail "no established connection to start with"
+
+	runcr checkpoint --tcp-established --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	read_state_file
+	at=$(last_number "$recv")
+
+	restore_detached "$CT" --tcp-close --image-path ./image
+	expect_progress "$CT" "$COUNTER" "$token"
+	# Closed on both ends: no established socket is left, the talker's nc
+	# got an error and exited, and the listener got nothing more.
+	run ip netns exec "$NS" ss -Htn state established '( sport = :5000 or dport = :5000 )'
+	[ -z "$output" ] || fail "still established after --tcp-close: $output"
+	wait_for 50 0.1 eval "! runcr exec $CT ps -o args | grep -q '^nc 127.0.0.1'"
+	sleep 0.5
+	[ "$(last_number "$recv")" -le "$((at + 1))" ] || fail "data still flows after --tcp-close"
+}
+
 @test "checkpoint --tcp-skip-in-flight: a listener with a connection not yet accepted is dumped and serves again" {
 	requires netns criu_inet
 	setup_netns
