@@ -136,6 +136,9 @@ func (rt *Runtime) newManifest(c *libcontainer.Container, opts CheckpointOptions
 		Options: manifestOptions(opts),
 		Created: time.Now().UTC(),
 	}
+	if st, err := c.State(); err == nil {
+		m.InheritedFDs = externalFDs(st.InitProcessPid)
+	}
 	config := c.Config()
 	m.Rootfs = config.Rootfs
 	for _, label := range config.Labels {

@@ -67,6 +67,10 @@ type Manifest struct {
 	Completed time.Time `json:"completed,omitzero"`
 	// DumpStats are CRIU's statistics of the dump (stats-dump).
 	DumpStats *DumpStats `json:"dump_stats,omitempty"`
+	// InheritedFDs are the pipes and sockets the container's init held
+	// at descriptors 3 and up, by number ("pipe:[INODE]"), which restore
+	// --preserve-fds reattaches to the descriptors it is given.
+	InheritedFDs map[int]string `json:"inherited_fds,omitempty"`
 }
 
 // ManifestVersions records the versions of runcr, libcontainer, CRIU and

@@ -150,8 +150,8 @@ type RestoreOptions struct {
 	NoNewKeyring bool
 	// PreserveFDs is the number of file descriptors after stdio (3, 4, ...)
 	// the caller hands over (--preserve-fds, as Podman passes it). They
-	// must be open; the restored processes get back the descriptors they
-	// had at checkpoint from CRIU's images, so these are not re-attached.
+	// must be open. Each one that the manifest says was a pipe or socket
+	// of the container's init at checkpoint replaces it (CRIU inherit-fd).
 	PreserveFDs int
 	// ParentPath names the images of the pre-dump the checkpoint was made
 	// on, relative to ImagePath, as go-runc passes it (--parent-path).

@@ -75,6 +75,15 @@ func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, er
 		return -1, err
 	}
 	extra := criuConfigLines(opts)
+	closeInherited := func() {}
+	if manifest != nil && opts.PreserveFDs > 0 {
+		var lines []string
+		if lines, closeInherited, err = inheritPreservedFDs(manifest.InheritedFDs, opts.PreserveFDs); err != nil {
+			return -1, err
+		}
+		extra = append(extra, lines...)
+	}
+	defer closeInherited()
 	var criuConf *criuConfigFile
 	if len(extra) > 0 {
 		criuConf = newCriuConfigFile(filepath.Join(rt.root(), id), spec, extra)

@@ -114,3 +114,38 @@ foreground_restore_exits_with() {
 	runcr list -q
 	[ -z "$output" ]
 }
+
+@test "restore --preserve-fds: a pipe the container was given at fd 3 is reattached to the one restore is given" {
+	requires runcr
+	# A side job writes a count to fd 3 (handed in with --preserve-fds);
+	# the counter loop is the workload whose memory is checked.
+	use_counter_workload '(n=0; while :; do n=$((n + 1)); echo $n >&3 || exit 1; sleep 0.1; done) &
+'
+	local a b outA=$ROOT/outA outB=$ROOT/outB token at
+	exec {a}> >(exec cat >"$outA")
+	runcr_with_pipes run -d --preserve-fds 1 "$CT" 3>&"$a" || fail "run --preserve-fds failed"
+	exec {a}>&-
+	read_state
+	token=$TOKEN
+	wait_for 50 0.1 fd_count_above "$outA" 3
+
+	runcr checkpoint --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	jq -e '.inherited_fds["3"] | startswith("pipe:[")' ./image/runcr-manifest.json
+	read_state_file
+	at=$(tail -1 "$outA")
+
+	exec {b}> >(exec cat >"$outB")
+	restore_detached "$CT" --preserve-fds 1 --image-path ./image 3>&"$b"
+	exec {b}>&-
+	# The side job writes on into the new pipe, where it left off.
+	wait_for 50 0.1 fd_count_above "$outB" "$((at + 5))" || fail "nothing past $at arrived in the new pipe: $(tr '\n' ' ' <"$outB")"
+	[ "$(tail -1 "$outA")" = "$at" ]
+	expect_progress "$CT" "$COUNTER" "$token"
+}
+
+fd_count_above() {
+	local n
+	n=$(tail -1 "$1" 2>/dev/null)
+	[ -n "$n" ] && [ "$n" -gt "$2" ]
+}
