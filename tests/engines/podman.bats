@@ -184,3 +184,28 @@ podman_failed_restore() {
 	argv_since "$MARK" | grep -E '^.*restore .*--preserve-fds 1 '
 	assert_continues podman_reader "$before" "$md5"
 }
+
+@test "podman: a terminal container (run -t): restore hands conmon the new pty through --console-socket" {
+	podman_run_workload "$PODMAN_CTR" -t
+	wait_state podman_reader 2
+	local before=$COUNTER md5=$MD5
+	pm container checkpoint "$PODMAN_CTR"
+	[ "$status" -eq 0 ]
+	pm container restore "$PODMAN_CTR"
+	[ "$status" -eq 0 ]
+	argv_since "$MARK" | grep -E '(^| )restore .*--console-socket ' || fail "conmon passed no console socket"
+	assert_continues podman_reader "$before" "$md5"
+	# The restored workload writes to its terminal, which conmon reads
+	# through the pty master runcr sent it: the log grows.
+	local n i grown=
+	n=$(__podman logs "$PODMAN_CTR" 2>/dev/null | grep -c 'counter=')
+	for i in $(seq 30); do
+		sleep 0.5
+		if [ "$(__podman logs "$PODMAN_CTR" 2>/dev/null | grep -c 'counter=')" -gt "$n" ]; then
+			grown=1
+			break
+		fi
+	done
+	[ -n "$grown" ] ||
+		fail "nothing more arrived on the terminal after restore"
+}
