@@ -50,6 +50,9 @@ func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, er
 		return -1, err
 	}
 	manifest, err := applyManifest(&opts)
+	if errors.Is(err, ErrIncompleteCheckpoint) && rt.isBusy(manifest.ContainerID) {
+		return -1, fmt.Errorf("%w: --image-path: the checkpoint of %q is still writing these images; restore once it is done", ErrBusy, manifest.ContainerID)
+	}
 	if err != nil {
 		return -1, err
 	}
@@ -128,7 +131,8 @@ func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, er
 
 // applyManifest reads the manifest of the images, if they have one (runc's
 // have none), refuses a checkpoint that never finished or is only a
-// pre-dump, and fills in what restore needn't be told again: the bundle,
+// pre-dump (the manifest comes back with ErrIncompleteCheckpoint, so the
+// caller can tell a checkpoint still running), and fills in what restore needn't be told again: the bundle,
 // when neither --bundle is given nor the working directory is a bundle,
 // and the options that must match the dump (CRIU fails without them).
 func applyManifest(opts *RestoreOptions) (*Manifest, error) {
@@ -148,7 +152,7 @@ func applyManifest(opts *RestoreOptions) (*Manifest, error) {
 		return nil, nil
 	}
 	if m.State != ManifestComplete {
-		return nil, fmt.Errorf("%w: --image-path %s: the checkpoint of %q begun at %s never finished (the dump failed or runcr was killed); the images may be partial, make a new checkpoint",
+		return m, fmt.Errorf("%w: --image-path %s: the checkpoint of %q begun at %s never finished (the dump failed or runcr was killed); the images may be partial, make a new checkpoint",
 			ErrIncompleteCheckpoint, dir, m.ContainerID, m.Created.Format(time.RFC3339))
 	}
 	if m.Options.PreDump {

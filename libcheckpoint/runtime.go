@@ -182,3 +182,16 @@ func (rt *Runtime) lockContainer(id string) (func(), error) {
 	}
 	return func() { dir.Close() }, nil
 }
+
+// isBusy tells whether another runcr holds container id's lock.
+func (rt *Runtime) isBusy(id string) bool {
+	if validateID(id) != nil {
+		return false
+	}
+	unlock, err := rt.lockContainer(id)
+	if err != nil {
+		return errors.Is(err, ErrBusy)
+	}
+	unlock()
+	return false
+}
