@@ -231,6 +231,9 @@ func lxcBundle(dir string) (string, error) {
 	if err != nil {
 		return "", lxcInvalid("-D", "%v", err)
 	}
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return "", lxcInvalid("-D", "%s is not a directory; give the directory a checkpoint (lxc-checkpoint without -r) wrote", abs)
+	}
 	m, err := libcheckpoint.ReadManifest(abs)
 	if err != nil {
 		return "", lxcInvalid("-D", "%s: %v", abs, err)
@@ -260,10 +263,7 @@ func lxcAction(parent, c *cli.Context, stdout, stderr io.Writer) error {
 	if err := lxcLogging(parent, inv); err != nil {
 		return err
 	}
-	rt := runtimeFrom(parent)
-	if inv.Root != "" {
-		rt.Root = inv.Root
-	}
+	rt := lxcRuntime(parent, inv)
 	if !inv.Restore {
 		_, err := rt.Checkpoint(inv.ID, inv.Checkpoint)
 		return lxcError(err)
@@ -281,6 +281,15 @@ func lxcAction(parent, c *cli.Context, stdout, stderr io.Writer) error {
 		return cli.Exit("", status) // the container's own exit status
 	}
 	return nil
+}
+
+// lxcRuntime is runcr's global settings with -P in place of --root.
+func lxcRuntime(parent *cli.Context, inv lxcInvocation) *libcheckpoint.Runtime {
+	rt := runtimeFrom(parent)
+	if inv.Root != "" {
+		rt.Root = inv.Root
+	}
+	return rt
 }
 
 // lxcLogging applies -o, -l, -q and -v over runcr's logging set-up.
@@ -316,7 +325,8 @@ func lxcLogging(parent *cli.Context, inv lxcInvocation) error {
 }
 
 // lxcError names lxc's options in the library's errors where they say
-// which runcr option was wrong: -D is --image-path, --rcfile is --bundle.
+// which runcr option was wrong: -D is --image-path, --rcfile is --bundle,
+// -P is --root.
 func lxcError(err error) error {
 	if err == nil {
 		return nil
@@ -332,6 +342,7 @@ var lxcOptionNames = strings.NewReplacer(
 	": --image-path:", ": -D:",
 	": --image-path ", ": -D ",
 	": --bundle:", ": --rcfile:",
+	" under --root ", " under -P ",
 )
 
 // renamedError is an error with a reworded message that still unwraps to

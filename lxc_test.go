@@ -213,6 +213,9 @@ func TestLxcRules(t *testing.T) {
 
 func TestLxcBundleFromManifest(t *testing.T) {
 	dir := t.TempDir()
+	if _, err := lxcBundle(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "-D: ") {
+		t.Errorf("missing directory: got %v, want an error naming -D", err)
+	}
 	if _, err := lxcBundle(dir); err == nil || !strings.Contains(err.Error(), "--rcfile") {
 		t.Errorf("images without a manifest: got %v, want an error asking for --rcfile", err)
 	}
@@ -254,6 +257,10 @@ func TestLxcErrorNamesLxcOptions(t *testing.T) {
 	if !strings.Contains(err.Error(), ": --rcfile: /b/config.json") {
 		t.Errorf("got %q", err)
 	}
+	err = lxcError(fmt.Errorf("%w: \"ct\" under --root /r; restore under another id", libcheckpoint.ErrContainerExists))
+	if !strings.Contains(err.Error(), "under -P /r") || !errors.Is(err, libcheckpoint.ErrContainerExists) {
+		t.Errorf("got %q", err)
+	}
 	other := errors.New("criu failed")
 	if lxcError(other) != other || lxcError(nil) != nil {
 		t.Error("errors that name no option must pass unchanged")
@@ -285,6 +292,42 @@ func TestLxcHelpUsageVersion(t *testing.T) {
 			if s != tc.stream && out != "" {
 				t.Errorf("%s: unexpected %s %q", tc.arg, s, out)
 			}
+		}
+	}
+}
+
+// runcr's global flags reach the library through the dialect; -P replaces
+// --root.
+func TestLxcRuntime(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		root string
+	}{
+		{[]string{"--root", "/state", "--criu", "/opt/criu", "lxc-checkpoint", "-n", "ct", "-D", "d"}, "/state"},
+		{[]string{"--root", "/state", "--criu", "/opt/criu", "lxc-checkpoint", "-n", "ct", "-D", "d", "-P", "/lxc"}, "/lxc"},
+	} {
+		var got *libcheckpoint.Runtime
+		parse(t, tc.args, func(c *cli.Context) {
+			canon, err := lxcCanonical(c.Args().Slice(), lxcFlags())
+			if err != nil {
+				t.Fatal(err)
+			}
+			app := lxcApp(c, &bytes.Buffer{}, &bytes.Buffer{})
+			app.Action = func(lc *cli.Context) error {
+				inv, err := lxcOptions(lc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = lxcRuntime(c, inv)
+				return nil
+			}
+			if err := app.Run(append([]string{lxcName}, canon...)); err != nil {
+				t.Fatal(err)
+			}
+		})
+		want := &libcheckpoint.Runtime{Root: tc.root, Rootless: "auto", CriuPath: "/opt/criu", Version: version}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: got %+v, want %+v", tc.args, got, want)
 		}
 	}
 }
