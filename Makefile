@@ -84,5 +84,11 @@ man:
 install: runcr
 	install -D -m 0755 runcr $(DESTDIR)$(PREFIX)/sbin/runcr
 
+# runcr answers to lxc-checkpoint(1)'s command line under that name
+# (runcr-lxc-checkpoint(8)); opt-in, as it shadows LXC's own.
+.PHONY: install-lxc-checkpoint
+install-lxc-checkpoint: install
+	ln -sf runcr $(DESTDIR)$(PREFIX)/sbin/lxc-checkpoint
+
 clean:
 	rm -rf runcr $(BUILD_DIR) man/*.8
