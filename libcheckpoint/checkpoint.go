@@ -208,22 +208,53 @@ func privateWorkDir(workPath string) (string, error) {
 }
 
 // makePrivateDir creates dir (and parents) mode 0700, or checks that an
-// existing one is a writable directory.
+// existing one is safe to write memory images to. The images hold the
+// container's memory, so runcr refuses a dir whose final component is a
+// symbolic link (one planted in a shared directory such as /tmp would
+// redirect them), and an existing dir that is not owned by the caller's
+// effective uid or is writable by its group or others (they could plant
+// links in it for CRIU to write through, or swap files). Links in the
+// parent components are followed, as for any path (/var/run -> /run).
 func makePrivateDir(flag, dir string) error {
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return errSymlinkDir(flag, dir)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return invalid(flag, "cannot create %s: %v", dir, unwrapPathError(err))
+		return invalid(flag, "cannot create %s: %v; give a directory you can create or write", dir, unwrapPathError(err))
 	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return invalid(flag, "%s: %v", dir, unwrapPathError(err))
+	// Check what is there now without following a link planted since.
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// With O_DIRECTORY, a link gives ENOTDIR rather than ELOOP.
+	if fi, lerr := os.Lstat(dir); err != nil && lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return errSymlinkDir(flag, dir)
 	}
-	if !fi.IsDir() {
-		return invalid(flag, "%s is not a directory", dir)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return errSymlinkDir(flag, dir)
+	case errors.Is(err, unix.ENOTDIR):
+		return invalid(flag, "%s is not a directory; give a directory for the images", dir)
+	case err != nil:
+		return invalid(flag, "%s: %v", dir, err)
 	}
-	if err := unix.Access(dir, unix.W_OK); err != nil {
-		return invalid(flag, "%s is not writable: %v", dir, err)
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return invalid(flag, "%s: %v", dir, err)
+	}
+	if uid := os.Geteuid(); int(st.Uid) != uid {
+		return invalid(flag, "%s is owned by uid %d, not by uid %d running runcr; the images hold the container's memory, so give a directory of your own (or a new path)", dir, st.Uid, uid)
+	}
+	if st.Mode&0o022 != 0 {
+		return invalid(flag, "%s is writable by its group or others (mode %04o); the images hold the container's memory, so `chmod go-w` it or give a private directory", dir, st.Mode&0o7777)
+	}
+	if err := unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK, unix.AT_EACCESS); err != nil {
+		return invalid(flag, "%s is not writable: %v; give a directory you can write", dir, err)
 	}
 	return nil
+}
+
+func errSymlinkDir(flag, dir string) error {
+	return invalid(flag, "%s is a symbolic link; runcr does not follow a link at the image or work path (one planted in a shared directory would redirect the container's memory), so give the real directory", dir)
 }
 
 // checkWritableFD checks that fd is open for writing, as CRIU will write
