@@ -50,7 +50,7 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 		return nil, fmt.Errorf("container %q: %w", id, err)
 	}
 	if status == libcontainer.Created || status == libcontainer.Stopped {
-		return nil, fmt.Errorf("%w: container %q is %s; only a running or paused container can be checkpointed", ErrContainerState, id, status)
+		return nil, fmt.Errorf("%w: container %q is %s; only a running or paused container can be checkpointed%s", ErrContainerState, id, status, stateAdvice(id, status))
 	}
 	if err := prepareCheckpointPaths(&opts, criuOpts); err != nil {
 		return nil, err
@@ -165,6 +165,17 @@ func thawAfterFailure(c *libcontainer.Container, wasPaused bool) {
 	}
 }
 
+// stateAdvice says what to do about a container that can't be checkpointed.
+func stateAdvice(id string, status libcontainer.Status) string {
+	switch status {
+	case libcontainer.Created:
+		return fmt.Sprintf("; start it first (`runcr start %s`)", id)
+	case libcontainer.Stopped:
+		return "; its processes have exited, so there is nothing to checkpoint"
+	}
+	return ""
+}
+
 // prepareCheckpointPaths resolves the image, work and parent directories,
 // creating the first two private (0700) as CRIU writes memory there.
 func prepareCheckpointPaths(opts *CheckpointOptions, c *libcontainer.CriuOpts) error {
@@ -183,12 +194,22 @@ func prepareCheckpointPaths(opts *CheckpointOptions, c *libcontainer.CriuOpts) e
 	}
 	if opts.ParentPath != "" {
 		parent := filepath.Join(c.ImagesDirectory, opts.ParentPath)
+		// A chain of checkpoints lives in one directory (../pre1, as the
+		// engines pass it); a parent elsewhere is a mistake or a way to
+		// make CRIU read, and with --auto-dedup punch holes in, any dir.
+		base := filepath.Dir(c.ImagesDirectory)
+		switch rel, err := filepath.Rel(base, parent); {
+		case parent == c.ImagesDirectory:
+			return invalid("parent-path", "%q is the image directory itself; give the directory of an earlier --pre-dump, e.g. ../pre1", opts.ParentPath)
+		case err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../"):
+			return invalid("parent-path", "%q leads to %s, outside %s where --image-path is; keep the pre-dump next to the image directory and give it as ../NAME", opts.ParentPath, parent, base)
+		}
 		fi, err := os.Stat(parent)
 		switch {
 		case err != nil:
 			return invalid("parent-path", "%s: %v; give the directory of an earlier --pre-dump, relative to --image-path", parent, unwrapPathError(err))
 		case !fi.IsDir():
-			return invalid("parent-path", "%s is not a directory", parent)
+			return invalid("parent-path", "%s is not a directory; give the directory of an earlier --pre-dump, relative to --image-path", parent)
 		}
 	}
 	return nil
@@ -218,6 +239,8 @@ func privateWorkDir(workPath string) (string, error) {
 func makePrivateDir(flag, dir string) error {
 	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 		return errSymlinkDir(flag, dir)
+	} else if err == nil && !fi.IsDir() {
+		return invalid(flag, "%s exists and is not a directory; give a new path or a directory", dir)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return invalid(flag, "cannot create %s: %v; give a directory you can create or write", dir, unwrapPathError(err))

@@ -233,3 +233,24 @@ func TestMakePrivateDirAccepts(t *testing.T) {
 		t.Errorf("a/c not created through the parent link: %v", err)
 	}
 }
+
+func TestParentPathStaysNextToTheImage(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"ckpt/img", "ckpt/pre", "ckpt/img/sub", "elsewhere"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := filepath.Join(dir, "ckpt", "img")
+	for _, p := range []string{"../../elsewhere", "..", "../..", ".", "../img", "sub/../../../elsewhere"} {
+		err := prepareCheckpointPaths(&CheckpointOptions{CommonOptions: CommonOptions{ImagePath: img}, ParentPath: p}, &libcontainer.CriuOpts{})
+		if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--parent-path") || !strings.Contains(err.Error(), "../") {
+			t.Errorf("--parent-path %q: %v, want a refusal naming the flag and saying ../NAME", p, err)
+		}
+	}
+	for _, p := range []string{"../pre", "sub"} {
+		if err := prepareCheckpointPaths(&CheckpointOptions{CommonOptions: CommonOptions{ImagePath: img}, ParentPath: p}, &libcontainer.CriuOpts{}); err != nil {
+			t.Errorf("--parent-path %q: %v", p, err)
+		}
+	}
+}
