@@ -50,7 +50,7 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 		return nil, fmt.Errorf("container %q: %w", id, err)
 	}
 	if status == libcontainer.Created || status == libcontainer.Stopped {
-		return nil, fmt.Errorf("%w: container %q is %s; only a running or paused container can be checkpointed", ErrContainerState, id, status)
+		return nil, fmt.Errorf("%w: container %q is %s; only a running or paused container can be checkpointed%s", ErrContainerState, id, status, stateAdvice(id, status))
 	}
 	if err := prepareCheckpointPaths(&opts, criuOpts); err != nil {
 		return nil, err
@@ -168,6 +168,17 @@ func thawAfterFailure(c *libcontainer.Container, wasPaused bool) {
 	}
 }
 
+// stateAdvice says what to do about a container that can't be checkpointed.
+func stateAdvice(id string, status libcontainer.Status) string {
+	switch status {
+	case libcontainer.Created:
+		return fmt.Sprintf("; start it first (`runcr start %s`)", id)
+	case libcontainer.Stopped:
+		return "; its processes have exited, so there is nothing to checkpoint"
+	}
+	return ""
+}
+
 // prepareCheckpointPaths resolves the image, work and parent directories,
 // creating the first two private (0700) as CRIU writes memory there.
 func prepareCheckpointPaths(opts *CheckpointOptions, c *libcontainer.CriuOpts) error {
@@ -186,12 +197,22 @@ func prepareCheckpointPaths(opts *CheckpointOptions, c *libcontainer.CriuOpts) e
 	}
 	if opts.ParentPath != "" {
 		parent := filepath.Join(c.ImagesDirectory, opts.ParentPath)
+		// A chain of checkpoints lives in one directory (../pre1, as the
+		// engines pass it); a parent elsewhere is a mistake or a way to
+		// make CRIU read, and with --auto-dedup punch holes in, any dir.
+		base := filepath.Dir(c.ImagesDirectory)
+		switch rel, err := filepath.Rel(base, parent); {
+		case parent == c.ImagesDirectory:
+			return invalid("parent-path", "%q is the image directory itself; give the directory of an earlier --pre-dump, e.g. ../pre1", opts.ParentPath)
+		case err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../"):
+			return invalid("parent-path", "%q leads to %s, outside %s where --image-path is; keep the pre-dump next to the image directory and give it as ../NAME", opts.ParentPath, parent, base)
+		}
 		fi, err := os.Stat(parent)
 		switch {
 		case err != nil:
 			return invalid("parent-path", "%s: %v; give the directory of an earlier --pre-dump, relative to --image-path", parent, unwrapPathError(err))
 		case !fi.IsDir():
-			return invalid("parent-path", "%s is not a directory", parent)
+			return invalid("parent-path", "%s is not a directory; give the directory of an earlier --pre-dump, relative to --image-path", parent)
 		}
 	}
 	return nil
@@ -211,22 +232,55 @@ func privateWorkDir(workPath string) (string, error) {
 }
 
 // makePrivateDir creates dir (and parents) mode 0700, or checks that an
-// existing one is a writable directory.
+// existing one is safe to write memory images to. The images hold the
+// container's memory, so runcr refuses a dir whose final component is a
+// symbolic link (one planted in a shared directory such as /tmp would
+// redirect them), and an existing dir that is not owned by the caller's
+// effective uid or is writable by its group or others (they could plant
+// links in it for CRIU to write through, or swap files). Links in the
+// parent components are followed, as for any path (/var/run -> /run).
 func makePrivateDir(flag, dir string) error {
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return errSymlinkDir(flag, dir)
+	} else if err == nil && !fi.IsDir() {
+		return invalid(flag, "%s exists and is not a directory; give a new path or a directory", dir)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return invalid(flag, "cannot create %s: %v", dir, unwrapPathError(err))
+		return invalid(flag, "cannot create %s: %v; give a directory you can create or write", dir, unwrapPathError(err))
 	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return invalid(flag, "%s: %v", dir, unwrapPathError(err))
+	// Check what is there now without following a link planted since.
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// With O_DIRECTORY, a link gives ENOTDIR rather than ELOOP.
+	if fi, lerr := os.Lstat(dir); err != nil && lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return errSymlinkDir(flag, dir)
 	}
-	if !fi.IsDir() {
-		return invalid(flag, "%s is not a directory", dir)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return errSymlinkDir(flag, dir)
+	case errors.Is(err, unix.ENOTDIR):
+		return invalid(flag, "%s is not a directory; give a directory for the images", dir)
+	case err != nil:
+		return invalid(flag, "%s: %v", dir, err)
 	}
-	if err := unix.Access(dir, unix.W_OK); err != nil {
-		return invalid(flag, "%s is not writable: %v", dir, err)
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return invalid(flag, "%s: %v", dir, err)
+	}
+	if uid := os.Geteuid(); int(st.Uid) != uid {
+		return invalid(flag, "%s is owned by uid %d, not by uid %d running runcr; the images hold the container's memory, so give a directory of your own (or a new path)", dir, st.Uid, uid)
+	}
+	if st.Mode&0o022 != 0 {
+		return invalid(flag, "%s is writable by its group or others (mode %04o); the images hold the container's memory, so `chmod go-w` it or give a private directory", dir, st.Mode&0o7777)
+	}
+	if err := unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK, unix.AT_EACCESS); err != nil {
+		return invalid(flag, "%s is not writable: %v; give a directory you can write", dir, err)
 	}
 	return nil
+}
+
+func errSymlinkDir(flag, dir string) error {
+	return invalid(flag, "%s is a symbolic link; runcr does not follow a link at the image or work path (one planted in a shared directory would redirect the container's memory), so give the real directory", dir)
 }
 
 // checkWritableFD checks that fd is open for writing, as CRIU will write

@@ -53,6 +53,7 @@ var criuHints = []struct{ match, hint string }{
 	{"Can't connect to server", "the page server given with --page-server is not reachable; start `criu page-server --port PORT` there first"},
 	{"Can't connect to page server", "the page server given with --page-server is not reachable; start `criu page-server --port PORT` there first"},
 	{"Unexpected rt vDSO area bounds", "this CRIU is too old for this kernel; install CRIU 4.0 or newer"},
+	{"No space left on device", "the file system of --image-path (or --work-path) is full; free space there or give a directory on a larger file system"},
 	{"page-pipe: splice", "lazy pages fail with this CRIU on this kernel; checkpoint without --lazy-pages"},
 }
 

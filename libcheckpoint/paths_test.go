@@ -118,3 +118,139 @@ func TestCRIUFailureHints(t *testing.T) {
 		t.Errorf("missing feature: %v", err)
 	}
 }
+
+// The image and work paths hold the container's memory: a link planted at
+// them is never followed, and an existing directory must be the caller's
+// own and not writable by others.
+func TestMakePrivateDirRefusesUnsafeDirs(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.Mkdir(target, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	dangling := filepath.Join(dir, "dangling")
+	if err := os.Symlink(filepath.Join(dir, "nowhere"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	shared := filepath.Join(dir, "shared")
+	if err := os.Mkdir(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	group := filepath.Join(dir, "group")
+	if err := os.Mkdir(group, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(group, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	// A directory someone else owns: made so as root, else one that root owns.
+	other := "/"
+	if os.Geteuid() == 0 {
+		other = filepath.Join(dir, "other")
+		if err := os.Mkdir(other, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(other, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	tests := []struct{ name, path, want string }{
+		{"link to a directory", link, "symbolic link"},
+		{"dangling link", dangling, "symbolic link"},
+		{"group and others may write", shared, "writable by its group or others"},
+		{"group may write", group, "writable by its group or others"},
+		{"owned by another uid", other, "owned by uid"},
+	}
+	for _, flag := range []string{"image-path", "work-path"} {
+		for _, tc := range tests {
+			t.Run(flag+"/"+tc.name, func(t *testing.T) {
+				err := makePrivateDir(flag, tc.path)
+				if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--"+flag) ||
+					!strings.Contains(err.Error(), tc.path) || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %v, want ErrInvalidOption naming --%s, %s and %q", err, flag, tc.path, tc.want)
+				}
+			})
+		}
+	}
+	// Nothing was made through the links.
+	if _, err := os.Lstat(filepath.Join(dir, "nowhere")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the dangling link's target was created: %v", err)
+	}
+	if entries, _ := os.ReadDir(target); len(entries) != 0 {
+		t.Errorf("something was written through the link: %v", entries)
+	}
+
+	// The same through the callers, with what they say to do.
+	err := prepareCheckpointPaths(&CheckpointOptions{CommonOptions: CommonOptions{ImagePath: link}}, &libcontainer.CriuOpts{})
+	if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--image-path") || !strings.Contains(err.Error(), "give the real directory") {
+		t.Errorf("checkpoint to a linked image path: %v", err)
+	}
+	if _, err := privateWorkDir(link); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--work-path") {
+		t.Errorf("linked work path: %v", err)
+	}
+}
+
+func TestMakePrivateDirAccepts(t *testing.T) {
+	dir := t.TempDir()
+	// New directories, parents included, are private whatever the umask.
+	fresh := filepath.Join(dir, "a", "b")
+	if err := makePrivateDir("image-path", fresh); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Join(dir, "a"), fresh} {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v, mode %v; want 0700", d, err, fi.Mode().Perm())
+		}
+	}
+	// An existing one of ours that others may only read is fine, and is
+	// used again (a second checkpoint into it).
+	readable := filepath.Join(dir, "readable")
+	if err := os.Mkdir(readable, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := makePrivateDir("image-path", readable); err != nil {
+		t.Errorf("an existing 0755 directory of ours: %v", err)
+	}
+	if err := makePrivateDir("image-path", fresh); err != nil {
+		t.Errorf("the same directory again: %v", err)
+	}
+	// Links in the parent components are followed like in any path.
+	if err := os.Symlink(filepath.Join(dir, "a"), filepath.Join(dir, "alias")); err != nil {
+		t.Fatal(err)
+	}
+	if err := makePrivateDir("image-path", filepath.Join(dir, "alias", "c")); err != nil {
+		t.Errorf("a link in a parent component: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "a", "c")); err != nil || !fi.IsDir() {
+		t.Errorf("a/c not created through the parent link: %v", err)
+	}
+}
+
+func TestParentPathStaysNextToTheImage(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"ckpt/img", "ckpt/pre", "ckpt/img/sub", "elsewhere"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := filepath.Join(dir, "ckpt", "img")
+	for _, p := range []string{"../../elsewhere", "..", "../..", ".", "../img", "sub/../../../elsewhere"} {
+		err := prepareCheckpointPaths(&CheckpointOptions{CommonOptions: CommonOptions{ImagePath: img}, ParentPath: p}, &libcontainer.CriuOpts{})
+		if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--parent-path") || !strings.Contains(err.Error(), "../") {
+			t.Errorf("--parent-path %q: %v, want a refusal naming the flag and saying ../NAME", p, err)
+		}
+	}
+	for _, p := range []string{"../pre", "sub"} {
+		if err := prepareCheckpointPaths(&CheckpointOptions{CommonOptions: CommonOptions{ImagePath: img}, ParentPath: p}, &libcontainer.CriuOpts{}); err != nil {
+			t.Errorf("--parent-path %q: %v", p, err)
+		}
+	}
+}

@@ -206,6 +206,9 @@ func prepareRestorePaths(opts *RestoreOptions, c *libcontainer.CriuOpts) error {
 	if _, err := os.Stat(filepath.Join(c.ImagesDirectory, "inventory.img")); err != nil {
 		return invalid("image-path", "%s holds no checkpoint (no inventory.img); give the directory `runcr checkpoint --image-path` wrote", c.ImagesDirectory)
 	}
+	if err := checkPagesComplete(c.ImagesDirectory); err != nil {
+		return err
+	}
 	if opts.ParentPath != "" {
 		if err := linkParent(c.ImagesDirectory, opts.ParentPath); err != nil {
 			return err

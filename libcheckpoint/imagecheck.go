@@ -1,0 +1,124 @@
+package libcheckpoint
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
+	"github.com/checkpoint-restore/go-criu/v7/magic"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// Pagemap entry flags (CRIU's criu/include/pagemap.h).
+const (
+	pePresent = 1 << 2 // the pages are in this directory's pages-N.img
+)
+
+// checkPagesComplete refuses images whose memory is cut short: every
+// pagemap-*.img lists the pages stored in its pages-N.img, and a pages file
+// shorter than that makes CRIU 4.2's restorer retry its read forever (a
+// hung restore writing gigabytes of log) instead of failing. Pages kept in
+// a parent (pre-dump) or on a page server are not counted.
+func checkPagesComplete(dir string) error {
+	maps, err := filepath.Glob(filepath.Join(dir, "pagemap-*.img"))
+	if err != nil {
+		return err
+	}
+	pageSize := uint64(os.Getpagesize())
+	for _, m := range maps {
+		id, want, err := pagesInMap(m, pageSize)
+		if err != nil {
+			return invalid("image-path", "%s is damaged: %v; restore from an intact copy of the checkpoint or make a new one", m, err)
+		}
+		pages := filepath.Join(dir, fmt.Sprintf("pages-%d.img", id))
+		fi, err := os.Stat(pages)
+		if err != nil {
+			// No pages file: all in the parent or on a page server, or
+			// missing, which CRIU reports itself.
+			continue
+		}
+		if uint64(fi.Size()) < want {
+			return invalid("image-path", "%s is truncated: %d bytes, but %s lists %d; restore from an intact copy of the checkpoint or make a new one",
+				pages, fi.Size(), filepath.Base(m), want)
+		}
+	}
+	return nil
+}
+
+// pagesInMap returns the pages file id a pagemap refers to and how many
+// bytes of pages it says that file holds. The image is CRIU's two magic
+// numbers, then a PagemapHead and PagemapEntry messages, each after its
+// 32-bit length. (go-criu's crit decodes it too, but importing crit
+// registers a second stats.proto and panics next to go-criu/stats.)
+func pagesInMap(path string, pageSize uint64) (id uint32, size uint64, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	magics := magic.LoadMagic().ByName
+	if len(data) < 8 || uint64(binary.LittleEndian.Uint32(data)) != magics["IMG_COMMON"] ||
+		uint64(binary.LittleEndian.Uint32(data[4:])) != magics["PAGEMAP"] {
+		return 0, 0, errors.New("not a CRIU pagemap image (wrong magic)")
+	}
+	data = data[8:]
+	var head pagemap.PagemapHead
+	for i := 0; len(data) > 0; i++ {
+		if len(data) < 4 {
+			return 0, 0, errors.New("cut short")
+		}
+		n := uint64(binary.LittleEndian.Uint32(data))
+		if n > uint64(len(data)-4) {
+			return 0, 0, fmt.Errorf("entry %d is cut short", i)
+		}
+		msg := data[4 : 4+n]
+		data = data[4+n:]
+		if i == 0 {
+			if err := proto.Unmarshal(msg, &head); err != nil {
+				return 0, 0, fmt.Errorf("header: %w", err)
+			}
+			continue
+		}
+		var pe pagemap.PagemapEntry
+		if err := proto.Unmarshal(msg, &pe); err != nil {
+			return 0, 0, fmt.Errorf("entry %d: %w", i, err)
+		}
+		// Images of old CRIUs have no flags: present unless in the parent.
+		if pe.GetFlags()&pePresent != 0 || pe.Flags == nil && !pe.GetInParent() {
+			size += nrPages(&pe) * pageSize
+		}
+	}
+	if head.PagesId == nil {
+		return 0, 0, errors.New("no pagemap header")
+	}
+	return head.GetPagesId(), size, nil
+}
+
+// nrPages is the entry's page count. CRIU 3.x and later write it as the
+// 64-bit field 5, nr_pages, leaving field 2 (now compat_nr_pages) zero;
+// go-criu v7's pagemap.proto still calls field 2 nr_pages and does not
+// know field 5, so read it from the unknown fields.
+func nrPages(pe *pagemap.PagemapEntry) uint64 {
+	b := pe.ProtoReflect().GetUnknown()
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+		if num == 5 && typ == protowire.VarintType {
+			if v, n := protowire.ConsumeVarint(b); n > 0 {
+				return v
+			}
+			break
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			break
+		}
+		b = b[n:]
+	}
+	return uint64(pe.GetNrPages())
+}
