@@ -2,15 +2,18 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/runcr/runcr/libcheckpoint"
@@ -85,6 +88,63 @@ func formatIsJSON(c *cli.Context) (bool, error) {
 	default:
 		return false, fmt.Errorf("--format: %q is not 'text' or 'json'", f)
 	}
+}
+
+// statsOutput is what checkpoint's and restore's --print-stats and
+// --format ask for.
+type statsOutput struct {
+	print bool // --print-stats
+	json  bool // --format json
+}
+
+func statsOutputFrom(c *cli.Context) (statsOutput, error) {
+	asJSON, err := formatIsJSON(c)
+	if err != nil {
+		return statsOutput{}, err
+	}
+	if c.IsSet("format") && !c.Bool("print-stats") {
+		return statsOutput{}, errors.New("--format: only sets the format of --print-stats output; add --print-stats")
+	}
+	return statsOutput{print: c.Bool("print-stats"), json: asJSON}, nil
+}
+
+// dump prints the statistics of a successful checkpoint. Missing
+// statistics are a warning: the checkpoint itself succeeded.
+func (s statsOutput) dump(w io.Writer, res *libcheckpoint.CheckpointResult) error {
+	if !s.print {
+		return nil
+	}
+	var st *libcheckpoint.DumpStats
+	if res.Manifest != nil {
+		st = res.Manifest.DumpStats
+	}
+	if st == nil {
+		var err error
+		if st, err = libcheckpoint.ReadDumpStats(filepath.Dir(res.LogPath)); err != nil {
+			logrus.Warnf("--print-stats: CRIU's dump statistics can't be read: %v", err)
+			return nil
+		}
+	}
+	if s.json {
+		return writeJSON(w, st.Report())
+	}
+	printDumpReport(w, st.Report(), uint64(os.Getpagesize()))
+	return nil
+}
+
+// restore prints the statistics of a restore whose CRIU work directory
+// is dir.
+func (s statsOutput) restore(w io.Writer, dir string) error {
+	st, err := libcheckpoint.ReadRestoreStats(dir)
+	if err != nil {
+		logrus.Warnf("--print-stats: CRIU's restore statistics can't be read: %v", err)
+		return nil
+	}
+	if s.json {
+		return writeJSON(w, st.Report())
+	}
+	printRestoreReport(w, st.Report())
+	return nil
 }
 
 func writeJSON(w io.Writer, v any) error {
