@@ -255,6 +255,8 @@ type inspector struct {
 	ids map[uint32]*criu_core.TaskKobjIdsEntry
 	// files is files.img by file id.
 	files map[uint32]*fdinfo.FileEntry
+	// unixByIno are the unix sockets of files.img by inode, to name peers.
+	unixByIno map[uint32]*fdinfo.FileEntry
 }
 
 func (in *inspector) warn(format string, args ...any) {
@@ -564,6 +566,9 @@ func (in *inspector) memory(p *InspectedProcess) error {
 		}
 		entries = append(entries, pe)
 		n := nrPages(pe)
+		if n > math.MaxUint64/in.ins.PageSize-p.Memory.Pages {
+			return in.bad(name, "lists more pages than an address space holds")
+		}
 		p.Memory.Pages += n
 		switch flags := pagemapFlags(pe); {
 		case flags&pagemapParent != 0:
@@ -576,7 +581,7 @@ func (in *inspector) memory(p *InspectedProcess) error {
 			onlyPresent = false
 		}
 		if n > math.MaxUint32 {
-			onlyPresent = false // crit's reader can't count it
+			onlyPresent = false // too many for crit's reader to count
 		}
 	}
 	p.Memory.Bytes = p.Memory.Pages * in.ins.PageSize
@@ -711,9 +716,13 @@ func (in *inspector) openFiles() error {
 		return err
 	}
 	in.files = map[uint32]*fdinfo.FileEntry{}
+	in.unixByIno = map[uint32]*fdinfo.FileEntry{}
 	for _, e := range entries {
 		f := e.(*fdinfo.FileEntry)
 		in.files[f.GetId()] = f
+		if u := f.GetUsk(); u != nil {
+			in.unixByIno[u.GetIno()] = f
+		}
 	}
 	seen := map[uint32]bool{}
 	for _, p := range in.ins.Processes {
@@ -761,13 +770,9 @@ func (in *inspector) addFile(pid uint32, fd *fdinfo.FdinfoEntry) {
 		sk := OpenSocket{PID: pid, FD: fd.GetFd(), Kind: "unix", Type: sockType(u.GetType()), State: tcpState(u.GetState()), Local: unixName(u.GetName())}
 		if peer := u.GetPeer(); peer != 0 {
 			sk.Peer = "(outside)"
-			for _, o := range in.files {
-				if ou := o.GetUsk(); ou != nil && ou.GetIno() == peer {
-					sk.Peer = unixName(ou.GetName())
-					if sk.Peer == "" {
-						sk.Peer = "(unnamed)"
-					}
-					break
+			if o, ok := in.unixByIno[peer]; ok {
+				if sk.Peer = unixName(o.GetUsk().GetName()); sk.Peer == "" {
+					sk.Peer = "(unnamed)"
 				}
 			}
 		}
