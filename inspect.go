@@ -178,10 +178,12 @@ func printInspection(out io.Writer, ins *libcheckpoint.Inspection) {
 
 	fmt.Fprintf(out, "\nProcesses: %d\n", len(ins.Processes))
 	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "  PID\tPPID\tTHREADS\tSTATE\tPAGES\tMEMORY\tCOMMAND")
+	// NAME is the kernel's (comm): it differs from the command line when
+	// a process changed it, e.g. busybox's shell running an applet.
+	fmt.Fprintln(w, "  PID\tPPID\tTHREADS\tSTATE\tPAGES\tMEMORY\tNAME\tCOMMAND")
 	for _, p := range ins.Processes {
-		fmt.Fprintf(w, "  %d\t%d\t%d\t%s\t%d\t%s\t%s%s\n", p.PID, p.PPID, p.Threads, p.State,
-			p.Memory.Pages, humanBytes(p.Memory.Bytes), strings.Repeat("  ", p.Depth), commandLine(p))
+		fmt.Fprintf(w, "  %d\t%d\t%d\t%s\t%d\t%s\t%s%s\t%s\n", p.PID, p.PPID, p.Threads, p.State,
+			p.Memory.Pages, humanBytes(p.Memory.Bytes), strings.Repeat("  ", p.Depth), p.Comm, commandLine(p))
 	}
 	w.Flush()
 
@@ -312,11 +314,11 @@ func manifestFlags(o libcheckpoint.ManifestOptions) []string {
 	return flags
 }
 
-// commandLine shows a process's command line on one line, or its name
-// in brackets when the command line could not be read.
+// commandLine shows a process's command line on one line, or "-" when
+// it could not be read.
 func commandLine(p libcheckpoint.InspectedProcess) string {
 	if len(p.Args) == 0 {
-		return "[" + p.Comm + "]"
+		return "-"
 	}
 	parts := make([]string, len(p.Args))
 	for i, a := range p.Args {
