@@ -163,7 +163,8 @@ restore_output() {
 	[[ $output == *"forking time:"*" ms"* ]]
 	expect_progress "$CT" "$COUNTER" "$token"
 
-	runcr checkpoint --print-stats --format json --image-path ./image2 "$CT"
+	# With work directories, where CRIU writes its statistics.
+	runcr checkpoint --print-stats --format json --work-path ./work-dump --image-path ./image2 "$CT"
 	[ "$status" -eq 0 ]
 	jq -e --slurpfile m ./image2/runcr-manifest.json \
 		'.frozen_ms > 0 and .pages_written == $m[0].dump_stats.pages_written and .frozen_ms * 1000 == $m[0].dump_stats.frozen_time' <<<"$output" ||
@@ -171,8 +172,9 @@ restore_output() {
 	read_state_file
 
 	mark=$(wc -c <"$CT_OUT")
-	restore_detached "$CT" --print-stats --format json --image-path ./image2
+	restore_detached "$CT" --print-stats --format json --work-path ./work-restore --image-path ./image2
 	restore_output "$mark" "}"
+	[ -s ./work-restore/stats-restore ]
 	jq -e '.restore_ms > 0 and .forking_ms >= 0 and (.pages_restored | type) == "number"' <<<"$output" ||
 		fail "restore --print-stats --format json: $output"
 	expect_progress "$CT" "$COUNTER" "$token"
