@@ -35,17 +35,24 @@ checkpointed.`,
 			&cli.StringFlag{Name: "manage-cgroups-mode", Usage: "cgroups mode: soft|full|strict|ignore (default: soft)"},
 			&cli.StringSliceFlag{Name: "empty-ns", Usage: "create a namespace, but don't restore its properties"},
 			&cli.BoolFlag{Name: "auto-dedup", Usage: "enable auto deduplication of memory images"},
+			&cli.BoolFlag{Name: "print-stats", Usage: "print CRIU's dump statistics after a successful checkpoint"},
+			&cli.StringFlag{Name: "format", Value: "text", Usage: "format of the --print-stats output: text or json"},
 		},
 		Action: func(c *cli.Context) error {
 			id, err := containerID(c)
 			if err != nil {
 				return err
 			}
-			opts := checkpointOptions(c)
-			if _, err := runtimeFrom(c).Checkpoint(id, opts); err != nil {
+			stats, err := statsOutputFrom(c)
+			if err != nil {
 				return err
 			}
-			return nil
+			opts := checkpointOptions(c)
+			res, err := runtimeFrom(c).Checkpoint(id, opts)
+			if err != nil {
+				return err
+			}
+			return stats.dump(c.App.Writer, res)
 		},
 	}
 }

@@ -3,6 +3,7 @@ module github.com/runcr/runcr
 go 1.26.8
 
 require (
+	github.com/checkpoint-restore/go-criu/v7 v7.2.0
 	github.com/containerd/console v1.0.5
 	github.com/opencontainers/cgroups v0.0.6
 	github.com/opencontainers/runc v1.4.3
@@ -10,11 +11,11 @@ require (
 	github.com/sirupsen/logrus v1.9.3
 	github.com/urfave/cli/v2 v2.27.7
 	golang.org/x/sys v0.38.0
+	google.golang.org/protobuf v1.36.8
 )
 
 require (
 	cyphar.com/go-pathrs v0.2.4 // indirect
-	github.com/checkpoint-restore/go-criu/v7 v7.2.0 // indirect
 	github.com/cilium/ebpf v0.17.3 // indirect
 	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
@@ -32,5 +33,4 @@ require (
 	github.com/vishvananda/netns v0.0.5 // indirect
 	github.com/xrash/smetrics v0.0.0-20240521201337-686a1a2994c1 // indirect
 	golang.org/x/net v0.43.0 // indirect
-	google.golang.org/protobuf v1.36.8 // indirect
 )

@@ -81,7 +81,7 @@ see the same containers under --root.`,
 			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "ignore cgroup permission errors ('true', 'false', or 'auto')"},
 			&cli.StringFlag{Name: "criu", Usage: "path to the criu binary used for checkpoint and restore (default: criu on PATH)"},
 		},
-		Commands: []*cli.Command{checkpointCommand(), restoreCommand(), checkCommand(), lxcCommand()},
+		Commands: []*cli.Command{checkpointCommand(), restoreCommand(), checkCommand(), inspectCommand(), lxcCommand()},
 		Before:   setupLogging,
 		// A command runcr doesn't know (a newer runc's) goes to runc too;
 		// as an action, so that a missing runc is an error, not exit 0.

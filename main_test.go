@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
@@ -79,6 +80,34 @@ func TestRestoreFlagsToOptions(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+func TestPrintStatsFlags(t *testing.T) {
+	for _, cmd := range []string{"checkpoint", "restore"} {
+		for _, tc := range []struct {
+			args []string
+			want statsOutput
+		}{
+			{nil, statsOutput{}},
+			{[]string{"--print-stats"}, statsOutput{print: true}},
+			{[]string{"--print-stats", "--format", "text"}, statsOutput{print: true}},
+			{[]string{"--print-stats", "--format=json"}, statsOutput{print: true, json: true}},
+		} {
+			var got statsOutput
+			var err error
+			parse(t, append(append([]string{cmd}, tc.args...), "ctr"), func(c *cli.Context) { got, err = statsOutputFrom(c) })
+			if err != nil || got != tc.want {
+				t.Errorf("%s %q: got %+v, %v; want %+v", cmd, tc.args, got, err, tc.want)
+			}
+		}
+		for _, args := range [][]string{{"--print-stats", "--format", "xml"}, {"--format", "json"}} {
+			var err error
+			parse(t, append(append([]string{cmd}, args...), "ctr"), func(c *cli.Context) { _, err = statsOutputFrom(c) })
+			if err == nil || !strings.HasPrefix(err.Error(), "--format: ") {
+				t.Errorf("%s %q: error %v, want one naming --format", cmd, args, err)
+			}
+		}
 	}
 }
 
@@ -167,7 +196,7 @@ func TestManPagesNameEveryFlag(t *testing.T) {
 	check("runcr.8.md", app.Flags)
 	check("runcr-lxc-checkpoint.8.md", lxcFlags())
 	for _, cmd := range app.Commands {
-		if cmd.Name == "checkpoint" || cmd.Name == "restore" {
+		if cmd.Name == "checkpoint" || cmd.Name == "restore" || cmd.Name == "inspect" {
 			check("runcr-"+cmd.Name+".8.md", cmd.Flags)
 		}
 	}

@@ -39,15 +39,39 @@ using the runcr (or runc) checkpoint command.`,
 			&cli.BoolFlag{Name: "no-new-keyring", Usage: "do not create a new session keyring for the container (conmon)"},
 			&cli.StringFlag{Name: "parent-path", Usage: "path of the parent (pre-dump) images, relative to --image-path (go-runc)"},
 			&cli.IntFlag{Name: "preserve-fds", Usage: "number of file descriptors after stdio passed in; checked open (Podman)"},
+			&cli.BoolFlag{Name: "print-stats", Usage: "print CRIU's restore statistics once the container is restored (in the foreground: to stderr, before waiting for it)"},
+			&cli.StringFlag{Name: "format", Value: "text", Usage: "format of the --print-stats output: text or json"},
 		},
 		Action: func(c *cli.Context) error {
 			id, err := containerID(c)
 			if err != nil {
 				return err
 			}
-			status, err := runtimeFrom(c).Restore(id, restoreOptions(c), libcheckpoint.Stdio{})
+			stats, err := statsOutputFrom(c)
 			if err != nil {
 				return err
+			}
+			opts := restoreOptions(c)
+			var hooks libcheckpoint.RestoreHooks
+			var restored *libcheckpoint.Restored
+			if stats.print {
+				hooks.Restored = func(r libcheckpoint.Restored) {
+					if opts.Detach {
+						restored = &r // printed once Restore succeeded
+						return
+					}
+					// runcr's stdout carries the container's from now on.
+					_ = stats.restore(c.App.ErrWriter, r.WorkPath)
+				}
+			}
+			status, err := runtimeFrom(c).RestoreWithHooks(id, opts, libcheckpoint.Stdio{}, hooks)
+			if err != nil {
+				return err
+			}
+			if restored != nil {
+				if err := stats.restore(c.App.Writer, restored.WorkPath); err != nil {
+					return err
+				}
 			}
 			if status != 0 {
 				// The container's own exit status, passed on for supervisors.

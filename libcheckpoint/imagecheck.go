@@ -13,11 +13,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Pagemap entry flags (CRIU's criu/include/pagemap.h).
-const (
-	pePresent = 1 << 2 // the pages are in this directory's pages-N.img
-)
-
 // checkPagesComplete refuses images whose memory is cut short: every
 // pagemap-*.img lists the pages stored in its pages-N.img, and a pages file
 // shorter than that makes CRIU 4.2's restorer retry its read forever (a
@@ -52,8 +47,7 @@ func checkPagesComplete(dir string) error {
 // pagesInMap returns the pages file id a pagemap refers to and how many
 // bytes of pages it says that file holds. The image is CRIU's two magic
 // numbers, then a PagemapHead and PagemapEntry messages, each after its
-// 32-bit length. (go-criu's crit decodes it too, but importing crit
-// registers a second stats.proto and panics next to go-criu/stats.)
+// 32-bit length.
 func pagesInMap(path string, pageSize uint64) (id uint32, size uint64, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -86,8 +80,7 @@ func pagesInMap(path string, pageSize uint64) (id uint32, size uint64, err error
 		if err := proto.Unmarshal(msg, &pe); err != nil {
 			return 0, 0, fmt.Errorf("entry %d: %w", i, err)
 		}
-		// Images of old CRIUs have no flags: present unless in the parent.
-		if pe.GetFlags()&pePresent != 0 || pe.Flags == nil && !pe.GetInParent() {
+		if pagemapFlags(&pe)&pagemapPresent != 0 {
 			size += nrPages(&pe) * pageSize
 		}
 	}

@@ -41,7 +41,7 @@ func pagemapImage(t *testing.T, pagesID uint32, entries []struct{ pages, flags u
 func TestCheckPagesComplete(t *testing.T) {
 	ps := uint64(os.Getpagesize())
 	// 3 pages here, 5 in the parent, 2 lazy on a page server.
-	entries := []struct{ pages, flags uint32 }{{2, pePresent}, {5, 1 /* PE_PARENT */}, {1, pePresent}, {2, 2 /* PE_LAZY */}}
+	entries := []struct{ pages, flags uint32 }{{2, pagemapPresent}, {5, 1 /* PE_PARENT */}, {1, pagemapPresent}, {2, 2 /* PE_LAZY */}}
 	img := pagemapImage(t, 7, entries)
 	tests := []struct {
 		name    string

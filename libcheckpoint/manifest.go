@@ -3,7 +3,6 @@ package libcheckpoint
 import (
 	"bufio"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/checkpoint-restore/go-criu/v7/stats"
+	"github.com/checkpoint-restore/go-criu/v7/crit"
 	"golang.org/x/sys/unix"
 )
 
@@ -271,37 +270,17 @@ func criuVersionFromLog(logFile string) string {
 	return ""
 }
 
-// readStatsEntry reads a CRIU statistics file with go-criu's stats
-// package, after checking the length it trusts (it indexes without
-// bounds checks).
-func readStatsEntry(dir, name string) error {
-	data, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		return err
-	}
-	if len(data) < stats.PayloadOffset {
-		return fmt.Errorf("%s is truncated (%d bytes)", name, len(data))
-	}
-	size := binary.LittleEndian.Uint32(data[stats.SizeOffset:stats.PayloadOffset])
-	if uint64(len(data)) < uint64(stats.PayloadOffset)+uint64(size) {
-		return fmt.Errorf("%s is truncated (%d bytes, payload says %d)", name, len(data), size)
-	}
-	return nil
-}
-
-// ReadDumpStats reads CRIU's stats-dump from dir.
+// ReadDumpStats reads CRIU's stats-dump from dir. It decodes it with
+// crit (see readStats): go-criu's stats package registers the same
+// protobuf file as crit and the two cannot be linked together.
 func ReadDumpStats(dir string) (*DumpStats, error) {
-	if err := readStatsEntry(dir, stats.StatsDump); err != nil {
-		return nil, err
-	}
-	d, err := os.Open(dir)
+	st, err := readStats(dir, crit.StatsDump)
 	if err != nil {
 		return nil, err
 	}
-	defer d.Close()
-	s, err := stats.CriuGetDumpStats(d)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", stats.StatsDump, err)
+	s := st.GetDump()
+	if s == nil {
+		return nil, badImage(dir, crit.StatsDump, "holds no dump statistics")
 	}
 	return &DumpStats{
 		FreezingTime:         s.GetFreezingTime(),
@@ -321,17 +300,13 @@ func ReadDumpStats(dir string) (*DumpStats, error) {
 
 // ReadRestoreStats reads CRIU's stats-restore from dir.
 func ReadRestoreStats(dir string) (*RestoreStats, error) {
-	if err := readStatsEntry(dir, stats.StatsRestore); err != nil {
-		return nil, err
-	}
-	d, err := os.Open(dir)
+	st, err := readStats(dir, crit.StatsRestore)
 	if err != nil {
 		return nil, err
 	}
-	defer d.Close()
-	s, err := stats.CriuGetRestoreStats(d)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", stats.StatsRestore, err)
+	s := st.GetRestore()
+	if s == nil {
+		return nil, badImage(dir, crit.StatsRestore, "holds no restore statistics")
 	}
 	return &RestoreStats{
 		PagesCompared:   s.GetPagesCompared(),

@@ -43,6 +43,33 @@ func (s Stdio) orDefault() Stdio {
 // status. On failure nothing is left under the root: the half-made
 // container is destroyed and the images are untouched.
 func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, error) {
+	return rt.RestoreWithHooks(id, opts, stdio, RestoreHooks{})
+}
+
+// RestoreHooks are optional callbacks into a restore.
+type RestoreHooks struct {
+	// Restored, when set, is called once CRIU has restored the container
+	// and the pid file is written: before Restore returns when detached,
+	// before it starts waiting for the container in the foreground (so a
+	// caller can report on the restore while the container runs). It
+	// runs on Restore's goroutine and should not block.
+	Restored func(Restored)
+}
+
+// Restored describes a container CRIU has just restored.
+type Restored struct {
+	// ID is the container's id.
+	ID string
+	// Pid is the host pid of its init process.
+	Pid int
+	// WorkPath is the directory holding CRIU's restore.log and
+	// stats-restore (read it with ReadRestoreStats): the work directory,
+	// or the image directory when there is none.
+	WorkPath string
+}
+
+// RestoreWithHooks is Restore with callbacks.
+func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio, hooks RestoreHooks) (int, error) {
 	if err := opts.Validate(); err != nil {
 		return -1, err
 	}
@@ -73,6 +100,7 @@ func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, er
 		opts:     opts,
 		stdio:    stdio,
 		terminal: spec.Process.Terminal,
+		hooks:    hooks,
 	}
 	if err := r.checkTerminal(); err != nil {
 		return -1, err

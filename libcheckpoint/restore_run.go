@@ -27,6 +27,7 @@ type restorer struct {
 	container *libcontainer.Container
 	// afterRestore runs once CRIU is done, whether it succeeded or not.
 	afterRestore []func()
+	hooks        RestoreHooks
 
 	postStart []io.Closer // our copies of what the container got; closed once it runs
 	closers   []io.Closer // our ends of its stdio; closed when it exits
@@ -88,6 +89,14 @@ func (r *restorer) run(criuOpts *libcontainer.CriuOpts, log string) (status int,
 			terminate(process)
 			return -1, err
 		}
+	}
+	if r.hooks.Restored != nil {
+		pid, _ := process.Pid()
+		work := criuOpts.WorkDirectory
+		if work == "" {
+			work = criuOpts.ImagesDirectory // CRIU's default work directory
+		}
+		r.hooks.Restored(Restored{ID: r.container.ID(), Pid: pid, WorkPath: work})
 	}
 	if r.opts.Detach {
 		return 0, nil

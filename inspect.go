@@ -1,0 +1,366 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
+
+	"github.com/runcr/runcr/libcheckpoint"
+)
+
+func inspectCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "inspect",
+		Usage: "describe a checkpoint: processes, memory, files, namespaces, manifest and dump statistics",
+		ArgsUsage: `<path>
+
+Where "<path>" is a checkpoint image directory, made by runcr or runc checkpoint.`,
+		Description: "Decodes CRIU's images and runcr's manifest and says what the checkpoint holds and how it was made.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text or json"},
+		},
+		Action: func(c *cli.Context) error {
+			asJSON, err := formatIsJSON(c)
+			if err != nil {
+				return err
+			}
+			if c.NArg() != 1 {
+				_ = cli.ShowSubcommandHelp(c)
+				return fmt.Errorf("\"inspect\" requires exactly 1 argument, the checkpoint's path (got %d)", c.NArg())
+			}
+			dir, cleanup, err := inspectDir(c.Args().First())
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			ins, err := libcheckpoint.Inspect(dir)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(c.App.Writer, ins)
+			}
+			printInspection(c.App.Writer, ins)
+			return nil
+		},
+	}
+}
+
+// inspectDir resolves inspect's PATH to an image directory. This is the
+// one place to accept other forms of checkpoint (an archive would be
+// unpacked here, and cleanup would remove what was unpacked).
+func inspectDir(path string) (dir string, cleanup func(), err error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w; give a checkpoint image directory (runcr checkpoint --image-path)", path, unwrapPathErr(err))
+	}
+	if !fi.IsDir() {
+		return "", nil, fmt.Errorf("%s is not a directory; give a checkpoint image directory (runcr checkpoint --image-path)", path)
+	}
+	return path, func() {}, nil
+}
+
+func unwrapPathErr(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// formatIsJSON checks the --format flag: "text" or "json".
+func formatIsJSON(c *cli.Context) (bool, error) {
+	switch f := c.String("format"); f {
+	case "text":
+		return false, nil
+	case "json":
+		return true, nil
+	default:
+		return false, fmt.Errorf("--format: %q is not 'text' or 'json'", f)
+	}
+}
+
+// statsOutput is what checkpoint's and restore's --print-stats and
+// --format ask for.
+type statsOutput struct {
+	print bool // --print-stats
+	json  bool // --format json
+}
+
+func statsOutputFrom(c *cli.Context) (statsOutput, error) {
+	asJSON, err := formatIsJSON(c)
+	if err != nil {
+		return statsOutput{}, err
+	}
+	if c.IsSet("format") && !c.Bool("print-stats") {
+		return statsOutput{}, errors.New("--format: only sets the format of --print-stats output; add --print-stats")
+	}
+	return statsOutput{print: c.Bool("print-stats"), json: asJSON}, nil
+}
+
+// dump prints the statistics of a successful checkpoint. Missing
+// statistics are a warning: the checkpoint itself succeeded.
+func (s statsOutput) dump(w io.Writer, res *libcheckpoint.CheckpointResult) error {
+	if !s.print {
+		return nil
+	}
+	var st *libcheckpoint.DumpStats
+	if res.Manifest != nil {
+		st = res.Manifest.DumpStats
+	}
+	if st == nil {
+		var err error
+		if st, err = libcheckpoint.ReadDumpStats(filepath.Dir(res.LogPath)); err != nil {
+			logrus.Warnf("--print-stats: CRIU's dump statistics can't be read: %v", err)
+			return nil
+		}
+	}
+	if s.json {
+		return writeJSON(w, st.Report())
+	}
+	printDumpReport(w, st.Report(), uint64(os.Getpagesize()))
+	return nil
+}
+
+// restore prints the statistics of a restore whose CRIU work directory
+// is dir.
+func (s statsOutput) restore(w io.Writer, dir string) error {
+	st, err := libcheckpoint.ReadRestoreStats(dir)
+	if err != nil {
+		logrus.Warnf("--print-stats: CRIU's restore statistics can't be read: %v", err)
+		return nil
+	}
+	if s.json {
+		return writeJSON(w, st.Report())
+	}
+	printRestoreReport(w, st.Report())
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printInspection(out io.Writer, ins *libcheckpoint.Inspection) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Checkpoint:\t%s\n", ins.Dir)
+	if m := ins.Manifest; m != nil {
+		fmt.Fprintf(w, "Container:\t%s\n", m.ContainerID)
+		if m.Bundle != "" {
+			fmt.Fprintf(w, "Bundle:\t%s\n", m.Bundle)
+		}
+		created := m.Created.Format(time.RFC3339)
+		if !m.Completed.IsZero() {
+			created += fmt.Sprintf(", took %s", m.Completed.Sub(m.Created).Round(time.Millisecond))
+		}
+		fmt.Fprintf(w, "Created:\t%s (%s)\n", created, m.State)
+		v := m.Versions
+		fmt.Fprintf(w, "Made by:\truncr %s, libcontainer %s, CRIU %s, kernel %s\n",
+			orUnknown(v.Runcr), orUnknown(v.Libcontainer), orUnknown(v.CRIU), orUnknown(v.Kernel))
+		fmt.Fprintf(w, "Options:\t%s\n", orNone(strings.Join(manifestFlags(m.Options), " ")))
+	} else {
+		fmt.Fprintf(w, "Manifest:\tno manifest: made by runc or an older runcr\n")
+	}
+	fmt.Fprintf(w, "Images:\tCRIU image version %d, LSM %s\n", ins.ImageVersion, ins.LSM)
+	w.Flush()
+
+	fmt.Fprintf(out, "\nProcesses: %d\n", len(ins.Processes))
+	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	// NAME is the kernel's (comm): it differs from the command line when
+	// a process changed it, e.g. busybox's shell running an applet.
+	fmt.Fprintln(w, "  PID\tPPID\tTHREADS\tSTATE\tPAGES\tMEMORY\tNAME\tCOMMAND")
+	for _, p := range ins.Processes {
+		fmt.Fprintf(w, "  %d\t%d\t%d\t%s\t%d\t%s\t%s%s\t%s\n", p.PID, p.PPID, p.Threads, p.State,
+			p.Memory.Pages, humanBytes(p.Memory.Bytes), strings.Repeat("  ", p.Depth), p.Comm, commandLine(p))
+	}
+	w.Flush()
+
+	m := ins.Memory
+	fmt.Fprintf(out, "\nMemory: %d pages, %s (%d bytes); %s mapped\n", m.Pages, humanBytes(m.Bytes), m.Bytes, humanBytes(m.MappedBytes))
+	if m.PagesInParent > 0 || m.PagesLazy > 0 {
+		fmt.Fprintf(out, "  of which %d pages in parent images, %d lazy\n", m.PagesInParent, m.PagesLazy)
+	}
+
+	f := ins.Files
+	kinds := make([]string, 0, len(f.ByKind))
+	for k, n := range f.ByKind {
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+	}
+	sort.Strings(kinds)
+	fmt.Fprintf(out, "\nOpen files: %d descriptors", f.Descriptors)
+	if len(kinds) > 0 {
+		fmt.Fprintf(out, " (%s)", strings.Join(kinds, ", "))
+	}
+	fmt.Fprintln(out)
+	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for _, r := range f.RegularFiles {
+		fmt.Fprintf(w, "  pid %d fd %d\t%s\n", r.PID, r.FD, r.Path)
+	}
+	w.Flush()
+	if len(f.Sockets) > 0 {
+		fmt.Fprintf(out, "Sockets: %d\n", len(f.Sockets))
+		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		for _, s := range f.Sockets {
+			desc := strings.Join(nonEmpty(s.Kind, s.Family, s.Type, s.Protocol, s.State), " ")
+			addr := orNone(s.Local)
+			if s.Peer != "" {
+				addr += " -> " + s.Peer
+			}
+			fmt.Fprintf(w, "  pid %d fd %d\t%s\t%s\n", s.PID, s.FD, desc, addr)
+		}
+		w.Flush()
+	}
+
+	var own, shared []string
+	for _, ns := range ins.Namespaces {
+		if ns.Own {
+			own = append(own, ns.Kind)
+		} else {
+			shared = append(shared, ns.Kind)
+		}
+	}
+	fmt.Fprintf(out, "\nNamespaces: own: %s; the host's: %s\n", orNone(strings.Join(own, " ")), orNone(strings.Join(shared, " ")))
+
+	if d := ins.Dump; d != nil {
+		fmt.Fprintln(out)
+		printDumpReport(out, d, ins.PageSize)
+	} else {
+		fmt.Fprintln(out, "\nDump statistics: none (no stats-dump)")
+	}
+	if len(ins.Warnings) > 0 {
+		fmt.Fprintln(out, "\nWarnings:")
+		for _, s := range ins.Warnings {
+			fmt.Fprintf(out, "  %s\n", s)
+		}
+	}
+}
+
+// printDumpReport prints CRIU's dump statistics (inspect and checkpoint
+// --print-stats).
+func printDumpReport(out io.Writer, d *libcheckpoint.DumpReport, pageSize uint64) {
+	fmt.Fprintln(out, "Dump statistics:")
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "  freezing time:\t%s\n", ms(d.FreezingMs))
+	fmt.Fprintf(w, "  frozen time:\t%s\n", ms(d.FrozenMs))
+	fmt.Fprintf(w, "  memdump time:\t%s\n", ms(d.MemdumpMs))
+	fmt.Fprintf(w, "  memwrite time:\t%s\n", ms(d.MemwriteMs))
+	fmt.Fprintf(w, "  pages scanned:\t%d\n", d.PagesScanned)
+	fmt.Fprintf(w, "  pages skipped:\t%d (unchanged since the parent images)\n", d.PagesSkippedParent)
+	fmt.Fprintf(w, "  pages written:\t%d (%s)\n", d.PagesWritten, humanBytes(d.PagesWritten*pageSize))
+	if d.PagesLazy > 0 {
+		fmt.Fprintf(w, "  pages lazy:\t%d\n", d.PagesLazy)
+	}
+	w.Flush()
+}
+
+// printRestoreReport prints CRIU's restore statistics (restore
+// --print-stats).
+func printRestoreReport(out io.Writer, r *libcheckpoint.RestoreReport) {
+	fmt.Fprintln(out, "Restore statistics:")
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "  forking time:\t%s\n", ms(r.ForkingMs))
+	fmt.Fprintf(w, "  restore time:\t%s\n", ms(r.RestoreMs))
+	fmt.Fprintf(w, "  pages restored:\t%d\n", r.PagesRestored)
+	fmt.Fprintf(w, "  pages compared:\t%d\n", r.PagesCompared)
+	fmt.Fprintf(w, "  pages skipped (COW):\t%d\n", r.PagesSkippedCow)
+	w.Flush()
+}
+
+func ms(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) + " ms" }
+
+// manifestFlags gives the checkpoint options a manifest records as the
+// flags that set them (the image path, which may have moved, left out).
+func manifestFlags(o libcheckpoint.ManifestOptions) []string {
+	var flags []string
+	str := func(name, v string) {
+		if v != "" {
+			flags = append(flags, "--"+name+" "+v)
+		}
+	}
+	boolean := func(name string, v bool) {
+		if v {
+			flags = append(flags, "--"+name)
+		}
+	}
+	str("work-path", o.WorkPath)
+	str("parent-path", o.ParentPath)
+	boolean("leave-running", o.LeaveRunning)
+	boolean("tcp-established", o.TCPEstablished)
+	boolean("tcp-skip-in-flight", o.TCPSkipInFlight)
+	boolean("ext-unix-sk", o.ExtUnixSockets)
+	boolean("shell-job", o.ShellJob)
+	boolean("file-locks", o.FileLocks)
+	boolean("link-remap", o.LinkRemap)
+	str("manage-cgroups-mode", o.ManageCgroupsMode)
+	for _, ns := range o.EmptyNamespaces {
+		str("empty-ns", ns)
+	}
+	boolean("auto-dedup", o.AutoDedup)
+	boolean("lazy-pages", o.LazyPages)
+	str("page-server", o.PageServer)
+	boolean("pre-dump", o.PreDump)
+	return flags
+}
+
+// commandLine shows a process's command line on one line, or "-" when
+// it could not be read.
+func commandLine(p libcheckpoint.InspectedProcess) string {
+	if len(p.Args) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(p.Args))
+	for i, a := range p.Args {
+		if a == "" || strings.ContainsFunc(a, func(r rune) bool { return r <= ' ' || r == '"' || r == 0x7f }) {
+			a = strconv.Quote(a)
+		}
+		parts[i] = a
+	}
+	s := strings.Join(parts, " ")
+	const maxLen = 100
+	if r := []rune(s); len(r) > maxLen {
+		s = string(r[:maxLen-3]) + "..."
+	}
+	return s
+}
+
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "?"
+	}
+	return s
+}
+
+func nonEmpty(ss ...string) []string {
+	out := ss[:0:0]
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
