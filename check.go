@@ -48,8 +48,14 @@ func printReport(out io.Writer, r *libcheckpoint.HostReport) {
 	if r.CriuError != "" {
 		fmt.Fprintf(w, "criu error:\t%s\n", r.CriuError)
 	}
-	fmt.Fprintf(w, "cgroups:\t%s\n", r.CgroupMode)
-	fmt.Fprintf(w, "network lock:\t%s\n", orNone(r.NetworkLock))
+	fmt.Fprintf(w, "cgroups:\t%s: %s\n", r.Cgroup.Mode, r.Cgroup.Meaning)
+	nl := r.NetworkLock
+	fmt.Fprintf(w, "network lock:\t%s: %s\n", orNone(nl.Backend), nl.Meaning)
+	fmt.Fprintf(w, "  iptables:\t%s\n", yesNoWhy(nl.Iptables, nl.IptablesError))
+	fmt.Fprintf(w, "  nftables:\t%s\n", yesNoWhy(nl.Nftables, nl.NftablesError))
+	fmt.Fprintf(w, "seccomp:\tkernel %s, CRIU dumps filters %s, suspends them %s: %s\n",
+		yesNo(r.Seccomp.Kernel), yesNo(r.Seccomp.CriuDumpsFilters), yesNo(r.Seccomp.CriuSuspends), r.Seccomp.Meaning)
+	fmt.Fprintf(w, "kernel feature cache:\t%s\n", yesNoWhy(r.KernelFeatureCache != "none", r.KernelFeatureCacheError)+" ("+r.KernelFeatureCache+")")
 	bp := "work"
 	if !r.HardwareBreakpoints {
 		bp = "don't fire (CRIU runs without them)"
@@ -83,6 +89,13 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+func yesNoWhy(b bool, why string) string {
+	if why != "" {
+		return yesNo(b) + " (" + why + ")"
+	}
+	return yesNo(b)
 }
 
 func orNone(s string) string {

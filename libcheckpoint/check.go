@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 
-	"github.com/checkpoint-restore/go-criu/v7"
 	"github.com/opencontainers/cgroups"
 )
 
@@ -25,13 +25,56 @@ type HostReport struct {
 	// HardwareBreakpoints is false where x86 debug-register breakpoints
 	// don't fire; runcr then runs CRIU without them.
 	HardwareBreakpoints bool `json:"hardware_breakpoints"`
-	// CgroupMode is "v1", "hybrid" or "v2".
-	CgroupMode string `json:"cgroup_mode"`
-	// NetworkLock is the tool CRIU locks the network with ("iptables" or
-	// "nftables"), or "" when neither is installed.
-	NetworkLock string `json:"network_lock"`
+	// Cgroup is the cgroup version and layout.
+	Cgroup CgroupReport `json:"cgroup"`
+	// NetworkLock is how CRIU will lock a container's network.
+	NetworkLock NetworkLockReport `json:"network_lock"`
+	// Seccomp says whether the kernel and CRIU handle seccomp filters.
+	Seccomp SeccompReport `json:"seccomp"`
+	// KernelFeatureCache says how CRIU avoids probing the kernel at every
+	// start: "criu" (/run is a tmpfs, CRIU keeps /run/criu.kdat itself),
+	// "runcr" (runcr keeps it, see kdat.go) or "none".
+	KernelFeatureCache string `json:"kernel_feature_cache"`
+	// KernelFeatureCacheError says why there is none.
+	KernelFeatureCacheError string `json:"kernel_feature_cache_error,omitempty"`
 	// Options maps checkpoint/restore options to whether they can work here.
 	Options map[string]OptionSupport `json:"options"`
+}
+
+// CgroupReport is the host's cgroup layout.
+type CgroupReport struct {
+	// Mode is "v1" (v1 hierarchies only), "hybrid" (v1 controllers and
+	// an empty cgroup2 at /sys/fs/cgroup/unified) or "unified" (v2 only).
+	Mode    string `json:"mode"`
+	Meaning string `json:"meaning"`
+}
+
+// NetworkLockReport says which tool CRIU blocks a container's network
+// with while it dumps and restores it, and whether each one works.
+type NetworkLockReport struct {
+	// Backend is what a runcr checkpoint of a container with a network
+	// namespace of its own uses ("nftables" or "iptables"; "" if neither
+	// works). The restore uses what the dump recorded.
+	Backend       string `json:"backend"`
+	Iptables      bool   `json:"iptables"`
+	IptablesError string `json:"iptables_error,omitempty"`
+	Nftables      bool   `json:"nftables"`
+	NftablesError string `json:"nftables_error,omitempty"`
+	Meaning       string `json:"meaning"`
+}
+
+// SeccompReport says whether containers' seccomp filters survive a
+// checkpoint.
+type SeccompReport struct {
+	// Kernel is true when the kernel has seccomp filters.
+	Kernel bool `json:"kernel"`
+	// CriuDumpsFilters is CRIU's seccomp_filters feature: it can read a
+	// task's filters (PTRACE_SECCOMP_GET_FILTER) to restore them.
+	CriuDumpsFilters bool `json:"criu_dumps_filters"`
+	// CriuSuspends is CRIU's seccomp_suspend feature: it can suspend the
+	// filters while its parasite runs in the task.
+	CriuSuspends bool   `json:"criu_suspends"`
+	Meaning      string `json:"meaning"`
 }
 
 // OptionSupport is the verdict on one option.
@@ -41,11 +84,11 @@ type OptionSupport struct {
 }
 
 // checkedFeatures are the CRIU features options depend on.
-var checkedFeatures = []string{"mem_dirty_track", "uffd", "uffd-noncoop", "seccomp_suspend", "timens", "network_lock_nftables"}
+var checkedFeatures = []string{"mem_dirty_track", "uffd", "uffd-noncoop", "seccomp_suspend", "seccomp_filters", "timens", "network_lock_nftables"}
 
 // CheckHost probes CRIU and the kernel.
 func (rt *Runtime) CheckHost() (*HostReport, error) {
-	restore, err := rt.prepareCriu()
+	restore, err := rt.prepareCriu(nil)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +98,7 @@ func (rt *Runtime) CheckHost() (*HostReport, error) {
 	if r.CriuPath == "" {
 		r.CriuError = "criu is not installed (not on PATH); install CRIU 4.0 or newer"
 	} else {
-		r.CriuVersion, err = criu.MakeCriu().GetCriuVersion()
+		r.CriuVersion, err = cachedCriuVersion(r.CriuPath)
 		if err != nil {
 			r.CriuError = "criu does not answer: " + err.Error()
 		}
@@ -68,18 +111,18 @@ func (rt *Runtime) CheckHost() (*HostReport, error) {
 	}
 	// prepareCriu above has just probed (or read the cached answer).
 	r.HardwareBreakpoints, _ = cachedBreakpointsWork()
-	switch {
-	case cgroups.IsCgroup2UnifiedMode():
-		r.CgroupMode = "v2"
-	case isDir("/sys/fs/cgroup/unified"):
-		r.CgroupMode = "hybrid"
+	r.Cgroup = cgroupReport()
+	r.NetworkLock = networkLockReport(r.CriuPath, r.CriuError == "")
+	r.Seccomp = seccompReport(r.Features)
+	switch how, err := ensureKdatCache(r.CriuPath); {
+	case r.CriuPath == "":
+		r.KernelFeatureCache = "none"
+	case err != nil:
+		r.KernelFeatureCache, r.KernelFeatureCacheError = "none", err.Error()
+	case how == kdatNotNeeded:
+		r.KernelFeatureCache = "criu"
 	default:
-		r.CgroupMode = "v1"
-	}
-	if _, err := exec.LookPath("iptables-restore"); err == nil {
-		r.NetworkLock = "iptables"
-	} else if r.Features["network_lock_nftables"] {
-		r.NetworkLock = "nftables"
+		r.KernelFeatureCache = "runcr"
 	}
 
 	need := func(option, feature, why string) {
@@ -98,9 +141,9 @@ func (rt *Runtime) CheckHost() (*HostReport, error) {
 			r.Options["lazy-pages"] = OptionSupport{Reason: "a trial lazy migration fails: " + why}
 		}
 	}
-	lock := OptionSupport{Supported: r.NetworkLock != ""}
+	lock := OptionSupport{Supported: r.NetworkLock.Backend != ""}
 	if !lock.Supported {
-		lock.Reason = "neither iptables-restore nor nftables support is available to lock the network"
+		lock.Reason = "neither iptables nor nftables works to lock the network"
 	}
 	r.Options["tcp-established"] = lock
 	basic := OptionSupport{Supported: r.CriuError == ""}
@@ -142,4 +185,92 @@ func requireCriuFeature(feature, neededBy string) error {
 // answer (go-criu's FeatureCheck returns the request, not CRIU's answer).
 func criuCheckFeature(criu, feature string) ([]byte, error) {
 	return exec.Command(criu, "check", "--feature", feature).CombinedOutput()
+}
+
+func cgroupReport() CgroupReport {
+	switch {
+	case cgroups.IsCgroup2UnifiedMode():
+		return CgroupReport{"unified", "cgroup v2 only: one hierarchy; CRIU restores its controllers' settings"}
+	case isDir("/sys/fs/cgroup/unified"):
+		return CgroupReport{"hybrid", "cgroup v1 controllers, plus an empty cgroup v2 at /sys/fs/cgroup/unified; containers are frozen with the v1 freezer"}
+	default:
+		return CgroupReport{"v1", "cgroup v1 only: one hierarchy per controller; containers are frozen with the v1 freezer"}
+	}
+}
+
+// networkLockReport tries both tools. CRIU's iptables lock runs
+// iptables-restore and ip6tables-restore in the container's network
+// namespace; its nftables lock needs libnftables in CRIU and nf_tables with
+// set concatenations in the kernel.
+func networkLockReport(criuPath string, criuOK bool) NetworkLockReport {
+	var r NetworkLockReport
+	r.IptablesError = iptablesError()
+	r.Iptables = r.IptablesError == ""
+	if criuOK {
+		var why string
+		if r.Nftables, why = nftablesLockWorks(criuPath); !r.Nftables {
+			r.NftablesError = why
+		}
+	} else {
+		r.NftablesError = "no working criu"
+	}
+	switch {
+	case r.Nftables && networkLockConfigured():
+		r.Backend = "iptables"
+		r.Meaning = "a CRIU configuration (CRIU_CONFIG_FILE or default.conf) chooses the lock; runcr leaves it alone (CRIU's default is iptables)"
+	case r.Nftables:
+		r.Backend = "nftables"
+		r.Meaning = "CRIU blocks the container's network with nftables, in-process; its images then need a CRIU with nftables to restore"
+	case r.Iptables:
+		r.Backend = "iptables"
+		r.Meaning = "CRIU blocks the container's network by running iptables-restore and ip6tables-restore (nftables doesn't work here)"
+	default:
+		r.Meaning = "neither works: checkpoints of containers with their own network namespace will fail"
+	}
+	return r
+}
+
+// iptablesError says why CRIU's iptables lock can't work, or is empty.
+func iptablesError() string {
+	tools := []string{"iptables-restore", "iptables"}
+	if _, err := os.Stat("/proc/net/if_inet6"); err == nil {
+		tools = append(tools, "ip6tables-restore", "ip6tables")
+	}
+	for _, t := range tools {
+		if _, err := exec.LookPath(t); err != nil {
+			return t + " is not installed"
+		}
+	}
+	for _, t := range []string{"iptables", "ip6tables"} {
+		if !slices.Contains(tools, t) {
+			continue
+		}
+		if out, err := exec.Command(t, "-w", "-n", "-L", "INPUT").CombinedOutput(); err != nil {
+			return t + " -L fails: " + lastLine(string(out))
+		}
+	}
+	return ""
+}
+
+func seccompReport(features map[string]bool) SeccompReport {
+	r := SeccompReport{
+		// CONFIG_SECCOMP_FILTER creates this sysctl.
+		Kernel:           isFile("/proc/sys/kernel/seccomp/actions_avail"),
+		CriuDumpsFilters: features["seccomp_filters"],
+		CriuSuspends:     features["seccomp_suspend"],
+	}
+	switch {
+	case !r.Kernel:
+		r.Meaning = "the kernel has no seccomp filters: containers run without their seccomp profile"
+	case r.CriuDumpsFilters && r.CriuSuspends:
+		r.Meaning = "containers' seccomp filters are checkpointed and restored with them"
+	default:
+		r.Meaning = "CRIU can't read or suspend seccomp filters here: a container with a seccomp profile can't be checkpointed"
+	}
+	return r
+}
+
+func isFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }

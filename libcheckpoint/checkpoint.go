@@ -60,7 +60,7 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 			return nil, err
 		}
 	}
-	restoreCriu, err := rt.prepareCriu()
+	restoreCriu, err := rt.prepareCriu(container)
 	if err != nil {
 		return nil, err
 	}

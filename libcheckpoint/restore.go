@@ -123,7 +123,7 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 	if err != nil {
 		return -1, err
 	}
-	restoreCriu, err := rt.prepareCriu()
+	restoreCriu, err := rt.prepareCriu(nil)
 	if err != nil {
 		return -1, err
 	}
@@ -137,6 +137,7 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 		return -1, fmt.Errorf("creating container %q: %w", id, err)
 	}
 	r.container = container
+	tellCriuVersion(container)
 	// Create made the state directory, so a second restore of this id
 	// already fails with ErrContainerExists; the lock keeps a checkpoint
 	// of the half-restored container out.

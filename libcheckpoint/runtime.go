@@ -4,9 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
+	"unsafe"
 
+	"github.com/checkpoint-restore/go-criu/v7"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -58,11 +63,15 @@ func (rt *Runtime) rootlessCgroups() (bool, error) {
 }
 
 // prepareCriu readies the process environment that libcontainer hands to
-// every CRIU it starts: it always runs "criu" from PATH, so a --criu binary
-// is put first on PATH; and where this host's hardware breakpoints don't
-// fire, CRIU is told not to use them (see breakpoints_amd64.go) unless the
-// caller already chose with CRIU_FAULT. The returned function undoes it.
-func (rt *Runtime) prepareCriu() (func(), error) {
+// every CRIU it starts, and CRIU's start-up: it always runs "criu" from
+// PATH, so a --criu binary is put first on PATH; where this host's hardware
+// breakpoints don't fire, CRIU is told not to use them (see
+// breakpoints_amd64.go) unless the caller already chose with CRIU_FAULT;
+// where /run is not a tmpfs, CRIU's kernel feature cache is provided (see
+// kdat.go). For a container about to be checkpointed (c not nil), CRIU is
+// told to lock its network with nftables where that works, and libcontainer
+// is told CRIU's version. The returned function undoes the environment.
+func (rt *Runtime) prepareCriu(c *libcontainer.Container) (func(), error) {
 	var undo []func()
 	restore := func() {
 		for i := len(undo) - 1; i >= 0; i-- {
@@ -97,7 +106,81 @@ func (rt *Runtime) prepareCriu() (func(), error) {
 			setenv("CRIU_FAULT", criuNoBreakpoints)
 		}
 	}
+	criuPath, err := exec.LookPath("criu")
+	if err != nil {
+		// libcontainer reports the missing criu in its own words.
+		return restore, nil
+	}
+	if how, err := ensureKdatCache(criuPath); err != nil {
+		logrus.Debugf("no CRIU kernel feature cache, CRIU will probe the kernel itself: %v", err)
+	} else if how == kdatMade {
+		logrus.Debugf("CRIU kernel feature cache made for this boot: %s", kdatFile)
+	}
+	if c == nil {
+		return restore, nil
+	}
+	config := c.Config()
+	if needsNetworkLock(&config) && !networkLockConfigured() {
+		if works, why := nftablesLockWorks(criuPath); !works {
+			logrus.Debugf("CRIU will lock the network with iptables: nftables doesn't work here (%s)", why)
+		} else if conf, err := nftablesConfig(); err != nil {
+			logrus.Debugf("CRIU will lock the network with iptables: %v", err)
+		} else {
+			setenv("CRIU_CONFIG_FILE", conf)
+		}
+	}
+	tellCriuVersion(c)
 	return restore, nil
+}
+
+// criuVersionCache remembers CRIU's version per criu binary and boot.
+const criuVersionCache = "/run/runcr/criu-version"
+
+// cachedCriuVersion is CRIU's version as libcontainer computes it (through
+// go-criu's VERSION request, which starts a whole `criu swrk`: ~30 ms
+// here), remembered per boot and criu binary.
+func cachedCriuVersion(criuPath string) (int, error) {
+	_, v, err := cachedProbe(criuVersionCache, kdatKey(criuPath), func() (bool, string, error) {
+		v, err := criu.MakeCriu().GetCriuVersion()
+		if err != nil {
+			return false, "", err
+		}
+		return true, strconv.Itoa(v), nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(v)
+}
+
+// tellCriuVersion saves libcontainer its own VERSION request on c, after
+// prepareCriu has readied the environment. libcontainer asks
+// CRIU once per loaded Container and keeps the answer in the private field
+// criuVersion, skipping the request when that is set; libcontainer offers
+// no way to pass the version in, so the field is set by reflection. A
+// libcontainer without that int field is left to ask (a unit test catches
+// the rename).
+func tellCriuVersion(c *libcontainer.Container) {
+	criuPath, err := exec.LookPath("criu")
+	if err != nil {
+		return
+	}
+	v, err := cachedCriuVersion(criuPath)
+	if err != nil || v <= 0 {
+		return
+	}
+	if !setCriuVersion(c, v) {
+		logrus.Debug("libcontainer.Container has no criuVersion field; it will ask CRIU itself")
+	}
+}
+
+func setCriuVersion(c *libcontainer.Container, v int) bool {
+	f := reflect.ValueOf(c).Elem().FieldByName("criuVersion")
+	if !f.IsValid() || f.Kind() != reflect.Int {
+		return false
+	}
+	reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().SetInt(int64(v))
+	return true
 }
 
 // criuDir returns a directory whose "criu" is the given binary.

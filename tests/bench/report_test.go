@@ -27,6 +27,7 @@ type machine struct {
 	CgroupFS        string  `json:"cgroup_fs"`
 	RunFS           string  `json:"run_fs"`
 	CriuKdatCached  bool    `json:"criu_kdat_cache_present"`
+	CriuKdatOwner   string  `json:"criu_kdat_cache_kept_by"`
 	Runc            string  `json:"runc"`
 	Runcr           string  `json:"runcr"`
 	Source          string  `json:"runcr_source_tree,omitempty"`
@@ -79,6 +80,16 @@ func describeMachine(cfg *config) machine {
 	}
 	_, err := os.Stat("/run/criu.kdat")
 	m.CriuKdatCached = err == nil
+	// runcr's cache is a bind mount (see libcheckpoint/kdat.go); runc's
+	// CRIU loads it as well, so both runtimes start CRIU from it.
+	switch {
+	case !m.CriuKdatCached:
+		m.CriuKdatOwner = "none"
+	case isMountpoint("/run/criu.kdat"):
+		m.CriuKdatOwner = "runcr (bind mount from its tmpfs; used by every CRIU on the host, runc's included)"
+	default:
+		m.CriuKdatOwner = "criu"
+	}
 	m.TmpfsWriteGBps = tmpfsWrite(cfg.workdir)
 	m.AnonFaultUs = anonFault()
 	return m
@@ -258,8 +269,8 @@ func (r report) markdown() string {
 	m := r.Machine
 	fmt.Fprintf(&sb, "Medians of %d runs each (runcr and runc alternating), images on tmpfs; the target verdict is on the ratio of the medians.\n", runs)
 	if m.Date != "" {
-		fmt.Fprintf(&sb, "%s; %s, %d CPUs, %.1f GiB, kernel %s, cgroup fs %s, /run on %s (CRIU kdat cache %s);\n",
-			m.Date, m.CPU, m.CPUs, m.MemTotalGiB, m.Kernel, m.CgroupFS, m.RunFS, map[bool]string{true: "present", false: "absent"}[m.CriuKdatCached])
+		fmt.Fprintf(&sb, "%s; %s, %d CPUs, %.1f GiB, kernel %s, cgroup fs %s, /run on %s (CRIU kdat cache kept by %s);\n",
+			m.Date, m.CPU, m.CPUs, m.MemTotalGiB, m.Kernel, m.CgroupFS, m.RunFS, m.CriuKdatOwner)
 		fmt.Fprintf(&sb, "%s (tree %s); %s; criu %s (%s); runc extra env: %q; tmpfs write %.2f GB/s; fresh anon page %.1f µs; load %s -> %s.\n",
 			m.Runcr, m.Source, m.Runc, m.CriuVersion, m.Criu, m.RuncEnv, m.TmpfsWriteGBps, m.AnonFaultUs, m.LoadBefore, m.LoadAfter)
 	}
@@ -324,4 +335,18 @@ func median(xs []float64) float64 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// isMountpoint reports whether path is a mount point in this namespace.
+func isMountpoint(path string) bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == path {
+			return true
+		}
+	}
+	return false
 }

@@ -190,12 +190,15 @@ sleep 0.5
 @test "checkpoint/restore --empty-ns network: a private network namespace is recreated empty" {
 	use_counter_workload
 	start_workload
-	local token=$TOKEN ino pid at
+	local token=$TOKEN ino pid at oldns
 	runcr exec --cap CAP_NET_ADMIN "$CT" ip addr add 10.255.255.1/32 dev lo
 	[ "$status" -eq 0 ]
 	runcr exec "$CT" ip addr show dev lo
 	[[ "$output" == *10.255.255.1* ]]
 	ino=$(stat -L -c %i "/proc/$(container_pid "$CT")/ns/net")
+	# Hold the old namespace: the kernel reuses a freed namespace's inode
+	# number, which would make the new one look like the old.
+	exec {oldns}<"/proc/$(container_pid "$CT")/ns/net"
 
 	runcr checkpoint --empty-ns network --image-path ./image "$CT"
 	[ "$status" -eq 0 ]
@@ -208,6 +211,7 @@ sleep 0.5
 	runcr exec "$CT" ip addr show dev lo
 	[ "$status" -eq 0 ]
 	[[ "$output" != *10.255.255.1* ]]
+	exec {oldns}<&-
 	expect_progress "$CT" "$at" "$token"
 }
 

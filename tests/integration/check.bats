@@ -1,0 +1,113 @@
+#!/usr/bin/env bats
+# runcr check, and the CRIU start-up work runcr saves: the kernel feature
+# cache where /run is not a tmpfs, and the nftables network lock.
+
+# shellcheck disable=SC2153 # TOKEN, COUNTER, ... are set by helpers
+load helpers
+
+run_is_tmpfs() {
+	[ "$(stat -f -c %T /run)" = tmpfs ]
+}
+
+@test "check --format json reports the network lock, the cgroup mode and seccomp as this host has them" {
+	requires runcr
+	runcr check --format json
+	[ "$status" -eq 0 ]
+	local json=$output want
+	jq -e . <<<"$json" >/dev/null || fail "not JSON: $json"
+	jq -e '[.cgroup.meaning, .network_lock.meaning, .seccomp.meaning] | all(type == "string" and length > 0)' <<<"$json" >/dev/null ||
+		fail "a meaning is missing: $json"
+
+	# cgroup mode, as the host's mounts say.
+	if [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ]; then
+		want=unified
+	elif [ -d /sys/fs/cgroup/unified ]; then
+		want=hybrid
+	else
+		want=v1
+	fi
+	[ "$(jq -r .cgroup.mode <<<"$json")" = "$want" ] || fail "cgroup.mode is not $want"
+
+	# Each lock tool as it works when tried directly.
+	want=false
+	iptables -w -n -L INPUT >/dev/null 2>&1 && command -v iptables-restore >/dev/null && want=true
+	[ "$(jq -r .network_lock.iptables <<<"$json")" = "$want" ] || fail "network_lock.iptables is not $want"
+	want=false
+	criu check --feature network_lock_nftables >/dev/null 2>&1 && want=true
+	[ "$(jq -r .network_lock.nftables <<<"$json")" = "$want" ] || fail "network_lock.nftables is not $want"
+	case $(jq -r '[.network_lock.nftables, .network_lock.iptables, .network_lock.backend] | join(" ")' <<<"$json") in
+	"true "*" nftables" | "false true iptables" | "false false ") ;;
+	*) fail "network_lock.backend doesn't follow from what works" ;;
+	esac
+
+	want=false
+	criu check --feature seccomp_filters >/dev/null 2>&1 && want=true
+	[ "$(jq -r .seccomp.criu_dumps_filters <<<"$json")" = "$want" ] || fail "seccomp.criu_dumps_filters is not $want"
+	want=false
+	[ -f /proc/sys/kernel/seccomp/actions_avail ] && want=true
+	[ "$(jq -r .seccomp.kernel <<<"$json")" = "$want" ] || fail "seccomp.kernel is not $want"
+
+	want=runcr
+	run_is_tmpfs && want=criu
+	[ "$(jq -r .kernel_feature_cache <<<"$json")" = "$want" ] || fail "kernel_feature_cache is not $want"
+}
+
+@test "where /run is not a tmpfs, CRIU loads runcr's kernel feature cache, and never a cache from an earlier boot" {
+	requires runcr
+	run_is_tmpfs && skip "/run is a tmpfs here: CRIU keeps its own cache"
+	local log=$ROOT/criu.log
+	runcr check
+	[ "$status" -eq 0 ]
+	criu check --feature timens -v4 -o "$log" >/dev/null 2>&1
+	grep -q 'Loaded kdat cache from /run/criu.kdat' "$log" || fail "criu did not load the cache: $(head -20 "$log")"
+
+	# A reboot drops runcr's mounts and leaves the empty placeholder,
+	# which CRIU must reject. Simulate it in a private mount namespace so
+	# that concurrent runcrs keep their cache.
+	unshare -m --propagation private sh -c \
+		"umount /run/criu.kdat && umount /run/runcr/kdat && criu check --feature timens -v4 -o '$log' >/dev/null 2>&1"
+	! grep -q 'Loaded kdat cache' "$log" || fail "criu loaded a cache without runcr's mounts"
+	grep -q 'Stale /run/criu.kdat' "$log" || fail "criu did not reject the placeholder: $(head -20 "$log")"
+
+	# A checkpoint and a restore under runcr start CRIU from the cache.
+	use_memory_workload
+	start_workload
+	local token=$TOKEN
+	runcr checkpoint --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	grep -q 'Loaded kdat cache' ./image/dump.log || fail "the dump probed the kernel"
+	read_state_file
+	restore_detached "$CT" --image-path ./image
+	grep -q 'Loaded kdat cache' ./image/restore.log || fail "the restore probed the kernel"
+	expect_progress "$CT" "$COUNTER" "$token"
+}
+
+@test "checkpoint locks a container's own network namespace with nftables where it works, and the restore carries on" {
+	requires runcr criu_feature network_lock_nftables
+	[ -z "${CRIU_CONFIG_FILE:-}" ] || skip "CRIU_CONFIG_FILE is set: runcr leaves the lock to it"
+	[ ! -e /etc/criu/default.conf ] || skip "/etc/criu/default.conf may choose the lock"
+	jq -e '.linux.namespaces | any(.type == "network" and (.path // "") == "")' "$BUNDLE/config.json" >/dev/null ||
+		fail "the test bundle has no network namespace of its own"
+	use_memory_workload
+	start_workload
+	local token=$TOKEN
+	runcr checkpoint --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	grep -q 'Parsing config file /run/runcr/criu-network-lock-nftables.conf' ./image/dump.log ||
+		fail "CRIU was not told to lock with nftables: $(head -3 ./image/dump.log)"
+	# The restore locks with what the dump recorded, so it has to work
+	# with nftables too.
+	read_state_file
+	restore_detached "$CT" --image-path ./image
+	expect_progress "$CT" "$COUNTER" "$token"
+
+	# A container in the host's network namespace needs no lock: CRIU
+	# keeps its default.
+	local ct2=$CT-host
+	runcr delete --force "$CT"
+	update_config '.linux.namespaces |= map(select(.type != "network"))'
+	start_workload "$ct2"
+	runcr checkpoint --leave-running --image-path ./image2 "$ct2"
+	[ "$status" -eq 0 ]
+	! grep -q 'criu-network-lock-nftables' ./image2/dump.log || fail "nftables chosen for the host's network"
+}
