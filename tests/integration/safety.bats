@@ -4,22 +4,60 @@
 
 load helpers
 
-# A memory workload plus ~300 MB held by a second process, so that a dump
-# takes long enough to be interrupted in the middle.
+# Size of the memory hog the interruption tests dump: 300 MiB here, so that
+# a dump takes long enough to be interrupted in the middle; `make
+# test-large` runs the same tests with 1024.
+: "${RUNCR_TEST_HOG_MIB:=300}"
+MEMHOG=$BUILD_DIR/memhog
+
+# A memory workload plus RUNCR_TEST_HOG_MIB MiB held by tests/bench/memhog,
+# which re-checks every word of it on SIGUSR1.
 use_big_workload() {
+	go_build_once "$MEMHOG" ./tests/bench/memhog || fail "building tests/bench/memhog failed (see $TEST_LOG)"
+	local need avail
+	need=$((RUNCR_TEST_HOG_MIB * 2 + 256))
+	avail=$(awk '$1 == "MemAvailable:" { print int($2 / 1024) }' /proc/meminfo)
+	[ "$avail" -ge "$need" ] ||
+		skip "needs ${need} MiB of free memory (a ${RUNCR_TEST_HOG_MIB} MiB container and its images), the host has ${avail} MiB"
+	log "memory hog: ${RUNCR_TEST_HOG_MIB} MiB; images in $ROOT ($(df --output=fstype "$ROOT" | tail -1))"
+	cp "$MEMHOG" "$BUNDLE/rootfs/memhog"
 	use_memory_workload
-	cat >"$BUNDLE/rootfs/big.sh" <<'EOF'
-(a=$(head -c 300000000 /dev/zero | tr '\0' x); touch /tmp/hog-ready; exec sleep 1000000) &
+	cat >"$BUNDLE/rootfs/big.sh" <<EOF
+/memhog -mib $RUNCR_TEST_HOG_MIB -seed 7 -state /tmp/hog </dev/null &
 exec awk -f /memtest.awk
 EOF
 	set_args sh /big.sh
 	start_workload
-	local i
-	for i in $(seq 100); do
-		[ -e "$BUNDLE/rootfs/tmp/hog-ready" ] && return 0
-		sleep 0.1
-	done
-	fail "the memory hog never got ready"
+	wait_for 600 0.1 test -s "$BUNDLE/rootfs/tmp/hog" || fail "the memory hog never got ready"
+	read -r HOG <"$BUNDLE/rootfs/tmp/hog"
+	log "memory hog ready: $HOG"
+}
+
+# hog_field NAME: a key's value in the hog's last state line.
+hog_field() {
+	tr ' ' '\n' <"$BUNDLE/rootfs/tmp/hog" | sed -n "s/^$1=//p"
+}
+
+hog_checked_past() {
+	[ "$(hog_field check)" -gt "$1" ]
+}
+
+pages_at_least() {
+	[ "$(pages_kib "$1")" -ge "$2" ]
+}
+
+# expect_hog_intact: asks the hog (same token as before) to re-check its
+# memory and waits for an OK.
+expect_hog_intact() {
+	local token check
+	token=$(sed -n 's/.*token=\([0-9a-f]*\).*/\1/p' <<<"$HOG")
+	check=$(hog_field check)
+	runcr exec "$CT" sh -c 'kill -USR1 $(pidof memhog)'
+	[ "$status" -eq 0 ] || fail "can't signal the memory hog"
+	wait_for 300 0.1 hog_checked_past "$check" || fail "the memory hog did not re-check its memory"
+	log "memory hog: $(cat "$BUNDLE/rootfs/tmp/hog")"
+	[ "$(hog_field token)" = "$token" ] || fail "the memory hog restarted instead of carrying on"
+	[ "$(hog_field result)" = OK ] || fail "the memory hog found $(hog_field bad) bad words"
 }
 
 # wait_for_dump prints the pid of the CRIU dumping the container (its
@@ -48,35 +86,82 @@ freezer_state() {
 	fi
 }
 
-# interrupt_dump WHO SIGNAL: starts a checkpoint, sends SIGNAL to runcr or
-# to its CRIU in the middle of the dump, and checks that nothing was lost.
+running_and_thawed() {
+	[ "$(__runcr state "$CT" 2>/dev/null | jq -r .status)" = running ] && [ "$(freezer_state)" = THAWED ]
+}
+
+# Milliseconds since $1 (an EPOCHREALTIME).
+ms_since() {
+	local now=${EPOCHREALTIME/[.,]/} then=${1/[.,]/}
+	echo $(((now - then) / 1000))
+}
+
+# start_checkpoint ARGS: `runcr checkpoint ARGS` in the background, as the
+# leader of a process group of its own that its CRIU joins (like a shell's
+# foreground job, which Ctrl-C signals as a whole), with SIGINT at its
+# default: bash starts background jobs with SIGINT ignored, and an ignored
+# signal stays ignored across exec. Sets RPID, runcr's pid.
+start_checkpoint() {
+	setsid env --default-signal=INT "$RUNCR" --root "$STATE" checkpoint "$@" >"$ROOT/ckpt.out" 2>&1 &
+	RPID=$!
+}
+
+# interrupt_dump WHO SIGNAL: starts a checkpoint, sends SIGNAL to runcr, to
+# its CRIU or to both (WHO=group, as Ctrl-C does) in the middle of the dump,
+# and checks that nothing was lost: the container runs, thawed, within
+# seconds, its memory intact; no manifest says complete and restore refuses
+# an incomplete one; and a new checkpoint and restore work.
 interrupt_dump() {
-	local who=$1 sig=$2 token=$TOKEN img=$ROOT/image criu rpid
+	local who=$1 sig=$2 token=$TOKEN img=$ROOT/image criu t0 ms rc=0
 	CT_PID=$(container_pid "$CT")
-	# runcr itself, not a wrapper shell: $! must be runcr's pid.
-	"$RUNCR" --root "$STATE" checkpoint --image-path "$img" "$CT" >"$ROOT/ckpt.out" 2>&1 &
-	rpid=$!
-	criu=$(wait_for_dump) || fail "no CRIU dump started"
-	sleep 0.1
-	if [ "$who" = criu ]; then
-		kill "-$sig" "$criu"
-	else
-		kill "-$sig" "$rpid"
-	fi
-	local rc=0
-	wait "$rpid" || rc=$?
-	log "checkpoint interrupted ($who, SIG$sig): status $rc: $(cat "$ROOT/ckpt.out")"
+	start_checkpoint --image-path "$img" "$CT"
+	criu=$(wait_for_dump) || fail "no CRIU dump started: $(cat "$ROOT/ckpt.out")"
+	[ "$(ps -o comm= "$RPID")" = runcr ] || fail "pid $RPID is not runcr"
+	[ "$(ps -o pgid= "$criu" | tr -d ' ')" = "$RPID" ] || fail "CRIU is not in runcr's process group"
+	# In the middle of writing memory: wait for the first 32 MiB of pages.
+	wait_for 500 0.01 pages_at_least "$img" 32768 || log "pages not seen growing; interrupting anyway"
+	log "interrupting after $(pages_kib "$img") KiB of pages"
+	t0=$EPOCHREALTIME
+	case $who in
+	criu) kill "-$sig" "$criu" ;;
+	runcr) kill "-$sig" "$RPID" ;;
+	group) kill "-$sig" -- "-$RPID" ;;
+	esac
+	wait "$RPID" || rc=$?
+	log "checkpoint interrupted ($who, SIG$sig) after $(ms_since "$t0") ms: status $rc: $(cat "$ROOT/ckpt.out")"
 	[ "$rc" -ne 0 ] || fail "the checkpoint was not interrupted (it finished first)"
 	# Within seconds the container runs again, thawed, with its memory.
-	local i
-	for i in $(seq 50); do
-		pgrep -f -- "dump --rpc -t $CT_PID( |\$)" >/dev/null || break
-		sleep 0.1
-	done
-	expect_state "$CT" running
-	[ "$(freezer_state)" = THAWED ] || fail "container left frozen"
+	wait_for 200 0.05 running_and_thawed || fail "container not running and thawed 10 s after SIG$sig (freezer: $(freezer_state))"
+	ms=$(ms_since "$t0")
+	log "running and thawed $ms ms after SIG$sig"
+	echo "# ${RUNCR_TEST_HOG_MIB} MiB, SIG$sig to $who: running and thawed after $ms ms" >&3
+	wait_for 100 0.1 bash -c "! pgrep -f -- 'dump --rpc -t $CT_PID( |\$)'" || fail "CRIU still running"
 	read_state
 	expect_progress "$CT" "$COUNTER" "$token"
+	expect_hog_intact
+	expect_no_complete_manifest "$img"
+	# Nothing stuck: a new checkpoint and a restore carry on.
+	runcr checkpoint --image-path "$ROOT/image2" "$CT"
+	[ "$status" -eq 0 ] || fail "the checkpoint after the interruption failed"
+	read_state_file
+	restore_detached "$CT" --image-path "$ROOT/image2"
+	expect_progress "$CT" "$COUNTER" "$token"
+	expect_hog_intact
+}
+
+# expect_no_complete_manifest DIR: an interrupted checkpoint leaves no
+# manifest, or one saying incomplete, which restore refuses.
+expect_no_complete_manifest() {
+	local m=$1/runcr-manifest.json
+	[ -e "$m" ] || {
+		log "no manifest left in $1"
+		return 0
+	}
+	log "manifest left: $(jq -c '{state, container_id}' "$m")"
+	[ "$(jq -r .state "$m")" = incomplete ] || fail "the interrupted checkpoint left a manifest saying $(jq -r .state "$m")"
+	runcr_with_pipes restore -d --image-path "$1" "$CT-copy" && fail "restore accepted an incomplete checkpoint"
+	grep -q incomplete "$CT_OUT" || fail "restore did not say the checkpoint is incomplete"
+	expect_state "$CT-copy" gone
 }
 
 @test "SIGKILL to CRIU in the middle of a dump leaves the container running and thawed" {
@@ -90,11 +175,24 @@ interrupt_dump() {
 	interrupt_dump runcr KILL
 }
 
-# (SIGINT is not tested here: bash makes background jobs ignore it, and
-# a program started with SIGINT ignored keeps it ignored.)
 @test "SIGTERM to runcr in the middle of a dump leaves the container running and thawed" {
 	use_big_workload
 	interrupt_dump runcr TERM
+}
+
+@test "SIGINT to runcr in the middle of a dump leaves the container running and thawed" {
+	use_big_workload
+	interrupt_dump runcr INT
+}
+
+@test "SIGINT to runcr's process group (Ctrl-C) in the middle of a dump leaves the container running and thawed" {
+	use_big_workload
+	interrupt_dump group INT
+}
+
+@test "SIGTERM to runcr's process group in the middle of a dump leaves the container running and thawed" {
+	use_big_workload
+	interrupt_dump group TERM
 }
 
 @test "two checkpoints of one container at once: the second fails at once as busy, the first succeeds" {
