@@ -10,7 +10,7 @@ BUILD_DIR := tests/.build
 ROOTFS := $(BUILD_DIR)/rootfs
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: runcr all deps rootfs test unit fuzz integration engines bench bench-profile demo man install clean upstream-checkpoint-bats
+.PHONY: runcr all deps rootfs test unit fuzz integration engines bench bench-profile demo man install clean upstream-checkpoint-bats soak soak-short test-large
 
 all: runcr
 
@@ -63,6 +63,30 @@ upstream-checkpoint-bats: runcr
 	@mkdir -p $(BUILD_DIR)
 	RUNC=$(CURDIR)/runcr bash tests/upstream/run-runc-checkpoint-bats.sh | tee $(BUILD_DIR)/upstream.tap
 
+# Soak (tests/soak): checkpoint/restore cycles of one container with a
+# memory checker and a live TCP connection; no failure, no leak. `make
+# test` runs SOAK_SHORT_CYCLES of them, `make soak` SOAK_CYCLES.
+SOAK_CYCLES ?= 200
+SOAK_SHORT_CYCLES ?= 10
+soak-short: runcr rootfs
+	@mkdir -p $(BUILD_DIR)
+	SOAK_CYCLES=$(SOAK_SHORT_CYCLES) RUNCR=$(CURDIR)/runcr ROOTFS=$(CURDIR)/$(ROOTFS) $(BATS) --tap --timing tests/soak | tee $(BUILD_DIR)/soak-short.tap
+
+# The interruption tests of safety.bats with a 1 GiB container (make test
+# runs them at 300 MiB).
+test-large: runcr rootfs
+	@mkdir -p $(BUILD_DIR)
+	RUNCR_TEST_HOG_MIB=1024 RUNCR=$(CURDIR)/runcr ROOTFS=$(CURDIR)/$(ROOTFS) $(BATS) --tap --timing \
+		-f 'in the middle of a dump|once CRIU has dumped' tests/integration/safety.bats | tee $(BUILD_DIR)/large.tap
+
+soak: deps runcr rootfs
+	rm -f $(BUILD_DIR)/large.tap $(BUILD_DIR)/soak.tap
+	status=0; \
+	$(MAKE) test-large || status=1; \
+	SOAK_CYCLES=$(SOAK_CYCLES) RUNCR=$(CURDIR)/runcr ROOTFS=$(CURDIR)/$(ROOTFS) $(BATS) --tap --timing tests/soak | tee $(BUILD_DIR)/soak.tap || status=1; \
+	bash tests/summarize.sh /dev/null $(BUILD_DIR)/large.tap $(BUILD_DIR)/soak.tap; \
+	exit $$status
+
 # Unit tests, the integration suite and runc's checkpoint.bats; every part
 # runs even if an earlier one failed, then one summary line.
 test: deps
@@ -73,7 +97,8 @@ test: deps
 	$(MAKE) integration || status=1; \
 	$(MAKE) engines || status=1; \
 	$(MAKE) upstream-checkpoint-bats || status=1; \
-	bash tests/summarize.sh $(BUILD_DIR)/unit.log $(BUILD_DIR)/integration.tap $(BUILD_DIR)/engines.tap $(BUILD_DIR)/upstream.tap; \
+	$(MAKE) soak-short || status=1; \
+	bash tests/summarize.sh $(BUILD_DIR)/unit.log $(BUILD_DIR)/integration.tap $(BUILD_DIR)/engines.tap $(BUILD_DIR)/upstream.tap $(BUILD_DIR)/soak-short.tap; \
 	exit $$status
 
 demo: deps runcr rootfs

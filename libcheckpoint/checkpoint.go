@@ -90,10 +90,19 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 	if err := writeManifest(res.ImagePath, manifest); err != nil {
 		return nil, invalid("image-path", "%v", err)
 	}
+	guard := newInterruptGuard(filepath.Join(rt.root(), id))
+	defer guard.stop()
 	if err := container.Checkpoint(criuOpts); err != nil {
-		thawAfterFailure(container, status == libcontainer.Paused)
-		os.Remove(filepath.Join(res.ImagePath, ManifestFile))
-		return nil, criuFailure(fmt.Sprintf("checkpoint of container %q", id), err, res.LogPath)
+		if !guard.postDump() || !dumpFinished(res.LogPath) {
+			thawAfterFailure(container, status == libcontainer.Paused)
+			os.Remove(filepath.Join(res.ImagePath, ManifestFile))
+			if ierr := guard.interrupted(id); ierr != nil {
+				return nil, ierr
+			}
+			return nil, criuFailure(fmt.Sprintf("checkpoint of container %q", id), err, res.LogPath)
+		}
+		// Only CRIU's last answer was lost: the dump is whole.
+		logrus.Warnf("checkpoint of container %q: %v after CRIU finished the dump; keeping it", id, err)
 	}
 	copyStats(criuOpts, "stats-dump")
 	manifest.State = ManifestComplete

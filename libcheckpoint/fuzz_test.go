@@ -75,3 +75,38 @@ func FuzzValidateID(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeManifest: decoding never panics, and what it accepts has a
+// version this runcr reads and a known state.
+func FuzzDecodeManifest(f *testing.F) {
+	f.Add([]byte(`{"version":1,"state":"complete","container_id":"c","completed":"2025-01-02T03:04:05Z"}`))
+	f.Add([]byte(`{"version":1,"state":"incomplete","options":{"empty_ns":["network"]}}`))
+	f.Add([]byte(`{"version":2,"state":"complete"}`))
+	f.Add([]byte(`{"version":0,"state":"complete"}`))
+	f.Add([]byte(`{"version":1,"state":"done"}`))
+	f.Add([]byte(`{"version":1e400}`))
+	f.Add([]byte(`{"version":1,"state":"complete","dump_stats":{"pages_written":-1}}`))
+	f.Add([]byte(`{"version":1,"state":"complete"} trailing`))
+	f.Add([]byte(``))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := DecodeManifest(data)
+		if err != nil {
+			if m != nil {
+				t.Fatalf("DecodeManifest returned a manifest and the error %v", err)
+			}
+			if !strings.Contains(err.Error(), ManifestFile) {
+				t.Fatalf("error %q does not name %s", err, ManifestFile)
+			}
+			return
+		}
+		if m == nil {
+			t.Fatal("DecodeManifest returned neither a manifest nor an error")
+		}
+		if m.Version < 1 || m.Version > ManifestVersion {
+			t.Fatalf("accepted version %d (reads 1..%d)", m.Version, ManifestVersion)
+		}
+		if m.State != ManifestComplete && m.State != ManifestIncomplete {
+			t.Fatalf("accepted unknown state %q", m.State)
+		}
+	})
+}
