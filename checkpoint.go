@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/runcr/runcr/libcheckpoint"
 )
@@ -35,6 +38,8 @@ checkpointed.`,
 			&cli.StringFlag{Name: "manage-cgroups-mode", Usage: "cgroups mode: soft|full|strict|ignore (default: soft)"},
 			&cli.StringSliceFlag{Name: "empty-ns", Usage: "create a namespace, but don't restore its properties"},
 			&cli.BoolFlag{Name: "auto-dedup", Usage: "enable auto deduplication of memory images"},
+			&cli.StringFlag{Name: "export", Usage: "also write the checkpoint as one archive `FILE` (mode 0600); without --image-path the images go to a temporary directory"},
+			&cli.StringFlag{Name: "compress", Usage: "compression of the --export archive: zstd|gzip|none (default: zstd)"},
 		},
 		Action: func(c *cli.Context) error {
 			id, err := containerID(c)
@@ -42,6 +47,7 @@ checkpointed.`,
 				return err
 			}
 			opts := checkpointOptions(c)
+			opts.Progress = progressOutput()
 			if _, err := runtimeFrom(c).Checkpoint(id, opts); err != nil {
 				return err
 			}
@@ -62,7 +68,18 @@ func checkpointOptions(c *cli.Context) libcheckpoint.CheckpointOptions {
 	o.StatusFD = c.Int("status-fd")
 	o.PageServer = c.String("page-server")
 	o.PreDump = c.Bool("pre-dump")
+	o.Export = c.String("export")
+	o.Compress = libcheckpoint.Compression(c.String("compress"))
 	return o
+}
+
+// progressOutput is where export and import report progress: standard
+// error when it is a terminal, else nowhere.
+func progressOutput() io.Writer {
+	if _, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS); err != nil {
+		return nil
+	}
+	return os.Stderr
 }
 
 // commonOptions reads the flags checkpoint and restore share.

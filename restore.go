@@ -39,13 +39,16 @@ using the runcr (or runc) checkpoint command.`,
 			&cli.BoolFlag{Name: "no-new-keyring", Usage: "do not create a new session keyring for the container (conmon)"},
 			&cli.StringFlag{Name: "parent-path", Usage: "path of the parent (pre-dump) images, relative to --image-path (go-runc)"},
 			&cli.IntFlag{Name: "preserve-fds", Usage: "number of file descriptors after stdio passed in; checked open (Podman)"},
+			&cli.StringFlag{Name: "import", Usage: "restore from the archive `FILE` that checkpoint --export wrote; unpacked into --image-path if given, else a temporary directory"},
 		},
 		Action: func(c *cli.Context) error {
 			id, err := containerID(c)
 			if err != nil {
 				return err
 			}
-			status, err := runtimeFrom(c).Restore(id, restoreOptions(c), libcheckpoint.Stdio{})
+			opts := restoreOptions(c)
+			opts.Progress = progressOutput()
+			status, err := runtimeFrom(c).Restore(id, opts, libcheckpoint.Stdio{})
 			if err != nil {
 				return err
 			}
@@ -75,5 +78,6 @@ func restoreOptions(c *cli.Context) libcheckpoint.RestoreOptions {
 		NoNewKeyring:    c.Bool("no-new-keyring"),
 		ParentPath:      c.String("parent-path"),
 		PreserveFDs:     c.Int("preserve-fds"),
+		Import:          c.String("import"),
 	}
 }

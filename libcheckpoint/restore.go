@@ -42,12 +42,23 @@ func (s Stdio) orDefault() Stdio {
 // otherwise it waits, forwarding signals, and returns the container's exit
 // status. On failure nothing is left under the root: the half-made
 // container is destroyed and the images are untouched.
-func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, error) {
+func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (_ int, err error) {
 	if err := opts.Validate(); err != nil {
 		return -1, err
 	}
 	if err := validateID(id); err != nil {
 		return -1, err
+	}
+	var imported *importedImages
+	if opts.Import != "" {
+		// Before unpacking what may be gigabytes: is the id free?
+		if _, err := os.Stat(filepath.Join(rt.root(), id)); err == nil {
+			return -1, fmt.Errorf("%w: %q under --root %s; restore under another id or delete that container first", ErrContainerExists, id, rt.root())
+		}
+		if imported, err = importImages(&opts); err != nil {
+			return -1, err
+		}
+		defer func() { imported.finish(err) }()
 	}
 	manifest, err := applyManifest(&opts)
 	if err != nil {
@@ -73,6 +84,9 @@ func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, er
 	}
 	if err := r.checkTerminal(); err != nil {
 		return -1, err
+	}
+	if imported != nil {
+		r.afterRestore = append(r.afterRestore, imported.criuDone)
 	}
 	extra := criuConfigLines(opts)
 	var criuConf *criuConfigFile
