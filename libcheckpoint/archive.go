@@ -464,7 +464,7 @@ func (e *ExportError) Error() string {
 	if e.LeftRunning {
 		state = "was left running"
 	}
-	return fmt.Sprintf("--export %s: writing the archive failed: %v; the checkpoint itself succeeded and container %q %s, so its images are kept in %s: restore with `runcr restore --image-path %s`, or free some space and archive them with tar",
+	return fmt.Sprintf("--export %s: writing the archive failed: %v; the checkpoint itself succeeded and container %q %s, so its images are kept in %s: restore them with `runcr restore --image-path %s` (and remove the directory when done)",
 		e.Archive, e.Err, e.ContainerID, state, e.ImagePath, e.ImagePath)
 }
 
@@ -493,7 +493,7 @@ func startExport(opts *CheckpointOptions) (*exportFile, error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return nil, invalid("export", "cannot write the archive in %s: %v; give a path in an existing, writable directory", dir, unwrapPathError(err))
+		return nil, invalid("export", "cannot write the archive in %s: %v; the container was not checkpointed: give a path in an existing, writable directory", dir, unwrapPathError(err))
 	}
 	e := &exportFile{path: path, tmp: tmp}
 	if opts.ImagePath == "" {
