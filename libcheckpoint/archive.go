@@ -189,13 +189,9 @@ func addFile(tw *tar.Writer, path, name string, buf []byte, p *progress) error {
 	if err := tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("archiving %s: %w", path, err)
 	}
-	// Plain io.Reader/io.Writer so that the copy goes through buf, not
-	// through os.File's small generic buffer.
-	var dst io.Writer = tw
-	if p != nil {
-		dst = p.writer(tw)
-	}
-	n, err := io.CopyBuffer(dst, struct{ io.Reader }{f}, buf)
+	// A plain io.Reader, so that the copy goes through buf, not through
+	// os.File's small generic buffer (tar.Writer is no io.ReaderFrom).
+	n, err := io.CopyBuffer(p.writer(tw), struct{ io.Reader }{f}, buf)
 	if err == nil && n != fi.Size() {
 		err = fmt.Errorf("its size changed from %d to %d bytes while it was archived", fi.Size(), n)
 	}
@@ -205,14 +201,15 @@ func addFile(tw *tar.Writer, path, name string, buf []byte, p *progress) error {
 	return nil
 }
 
-// compressor wraps w. zstd at its fastest level with blocks compressed
-// in parallel: memory images are large and mostly incompressible, so
-// speed matters more than ratio.
+// compressor wraps w. zstd at its fastest level, one block at a time:
+// memory images are large and often incompressible, so speed matters more
+// than ratio. On the 2-CPU test VM the encoder's parallel modes were
+// slower (they allocate fresh buffers, and page faults are dear there),
+// see BENCHMARKS.md.
 func compressor(w io.Writer, c Compression) (io.WriteCloser, error) {
 	switch c {
 	case CompressZstd, "":
-		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest),
-			zstd.WithEncoderConcurrency(0), zstd.WithConcurrentBlocks(true))
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	case CompressGzip:
 		return gzip.NewWriterLevel(w, gzip.BestSpeed)
 	default:

@@ -93,7 +93,12 @@ func (p *progress) finish() {
 }
 
 // writer counts what is written through it.
-func (p *progress) writer(w io.Writer) io.Writer { return &countingWriter{w, p} }
+func (p *progress) writer(w io.Writer) io.Writer {
+	if p == nil {
+		return w
+	}
+	return &countingWriter{w, p}
+}
 
 // reader counts what is read through it.
 func (p *progress) reader(r io.Reader) io.Reader {
