@@ -15,6 +15,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -508,6 +509,8 @@ func startExport(opts *CheckpointOptions) (*exportFile, error) {
 
 // write puts the images of imageDir (and bundleConfig) into the archive.
 func (e *exportFile) write(imageDir, bundleConfig string, c Compression, out io.Writer) error {
+	start := time.Now()
+	defer func() { logrus.Debugf("export to %s took %v", e.path, time.Since(start)) }()
 	p := startProgress(out, "exporting "+e.path, 0)
 	w := bufio.NewWriterSize(e.tmp, copyBufSize)
 	err := exportArchive(imageDir, bundleConfig, w, c, p)
@@ -556,7 +559,9 @@ func (e *exportFile) finish(err error) {
 	case errors.As(err, &criuErr) && filepath.Dir(criuErr.LogPath) == e.tmpImages:
 		removeAllBut(e.tmpImages, filepath.Base(criuErr.LogPath))
 	default:
+		start := time.Now()
 		warnIf(os.RemoveAll(e.tmpImages), "removing the temporary image directory")
+		logrus.Debugf("removing %s took %v", e.tmpImages, time.Since(start))
 	}
 }
 
