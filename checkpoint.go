@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"os"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/runcr/runcr/libcheckpoint"
 )
@@ -37,6 +40,8 @@ checkpointed.`,
 			&cli.BoolFlag{Name: "auto-dedup", Usage: "enable auto deduplication of memory images"},
 			&cli.BoolFlag{Name: "print-stats", Usage: "print CRIU's dump statistics after a successful checkpoint"},
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "format of the --print-stats output: text or json"},
+			&cli.StringFlag{Name: "export", Usage: "also write the checkpoint as one archive `FILE` (mode 0600); without --image-path the images go to a temporary directory"},
+			&cli.StringFlag{Name: "compress", Usage: "compression of the --export archive: zstd|gzip|none (default: zstd)"},
 		},
 		Action: func(c *cli.Context) error {
 			id, err := containerID(c)
@@ -48,6 +53,7 @@ checkpointed.`,
 				return err
 			}
 			opts := checkpointOptions(c)
+			opts.Progress = progressOutput()
 			res, err := runtimeFrom(c).Checkpoint(id, opts)
 			if err != nil {
 				return err
@@ -69,7 +75,18 @@ func checkpointOptions(c *cli.Context) libcheckpoint.CheckpointOptions {
 	o.StatusFD = c.Int("status-fd")
 	o.PageServer = c.String("page-server")
 	o.PreDump = c.Bool("pre-dump")
+	o.Export = c.String("export")
+	o.Compress = libcheckpoint.Compression(c.String("compress"))
 	return o
+}
+
+// progressOutput is where export and import report progress: standard
+// error when it is a terminal, else nowhere.
+func progressOutput() io.Writer {
+	if _, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS); err != nil {
+		return nil
+	}
+	return os.Stderr
 }
 
 // commonOptions reads the flags checkpoint and restore share.

@@ -25,7 +25,8 @@ func inspectCommand() *cli.Command {
 		Usage: "describe a checkpoint: processes, memory, files, namespaces, manifest and dump statistics",
 		ArgsUsage: `<path>
 
-Where "<path>" is a checkpoint image directory, made by runcr or runc checkpoint.`,
+Where "<path>" is a checkpoint image directory, made by runcr or runc
+checkpoint, or an archive made by runcr checkpoint --export.`,
 		Description: "Decodes CRIU's images and runcr's manifest and says what the checkpoint holds and how it was made.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text or json"},
@@ -48,6 +49,9 @@ Where "<path>" is a checkpoint image directory, made by runcr or runc checkpoint
 			if err != nil {
 				return err
 			}
+			if dir != c.Args().First() {
+				ins.Dir = c.Args().First() // not the temporary unpacking
+			}
 			if asJSON {
 				return writeJSON(c.App.Writer, ins)
 			}
@@ -57,18 +61,33 @@ Where "<path>" is a checkpoint image directory, made by runcr or runc checkpoint
 	}
 }
 
-// inspectDir resolves inspect's PATH to an image directory. This is the
-// one place to accept other forms of checkpoint (an archive would be
-// unpacked here, and cleanup would remove what was unpacked).
+// inspectDir resolves inspect's PATH to an image directory: the directory
+// itself, or an archive unpacked into a temporary one that cleanup removes.
 func inspectDir(path string) (dir string, cleanup func(), err error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return "", nil, fmt.Errorf("%s: %w; give a checkpoint image directory (runcr checkpoint --image-path)", path, unwrapPathErr(err))
+		return "", nil, fmt.Errorf("%s: %w; give a checkpoint image directory (runcr checkpoint --image-path) or archive (--export)", path, unwrapPathErr(err))
 	}
-	if !fi.IsDir() {
-		return "", nil, fmt.Errorf("%s is not a directory; give a checkpoint image directory (runcr checkpoint --image-path)", path)
+	if fi.IsDir() {
+		return path, func() {}, nil
 	}
-	return path, func() {}, nil
+	// An archive: unpacked, with the same checks as restore --import, into
+	// a private temporary directory removed after the inspection.
+	f, err := os.Open(path)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	tmp, err := os.MkdirTemp("", "runcr-inspect-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(tmp) }
+	if _, err := libcheckpoint.ImportArchive(f, tmp); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return tmp, cleanup, nil
 }
 
 func unwrapPathErr(err error) error {
@@ -134,9 +153,9 @@ func (s statsOutput) dump(w io.Writer, res *libcheckpoint.CheckpointResult) erro
 
 // restore prints the statistics of a restore whose CRIU work directory
 // is dir.
-func (s statsOutput) restore(w io.Writer, dir string) error {
-	st, err := libcheckpoint.ReadRestoreStats(dir)
-	if err != nil {
+func (s statsOutput) restore(w io.Writer, r libcheckpoint.Restored) error {
+	st, err := r.Stats, r.StatsErr
+	if err != nil || st == nil {
 		logrus.Warnf("--print-stats: CRIU's restore statistics can't be read: %v", err)
 		return nil
 	}

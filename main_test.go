@@ -34,7 +34,8 @@ func TestCheckpointFlagsToOptions(t *testing.T) {
 		"--leave-running", "--tcp-established", "--tcp-skip-in-flight", "--link-remap",
 		"--ext-unix-sk", "--shell-job", "--lazy-pages", "--status-fd", "7",
 		"--page-server", "10.0.0.1:27", "--file-locks", "--pre-dump",
-		"--manage-cgroups-mode", "strict", "--empty-ns", "network", "--auto-dedup", "ctr",
+		"--manage-cgroups-mode", "strict", "--empty-ns", "network", "--auto-dedup",
+		"--export", "/out/ct.tar.zst", "--compress", "gzip", "ctr",
 	}, func(c *cli.Context) { got = checkpointOptions(c) })
 	want := libcheckpoint.CheckpointOptions{
 		CommonOptions: libcheckpoint.CommonOptions{
@@ -44,6 +45,7 @@ func TestCheckpointFlagsToOptions(t *testing.T) {
 		},
 		ParentPath: "../parent", LeaveRunning: true, TCPSkipInFlight: true, LinkRemap: true,
 		StatusFD: 7, PageServer: "10.0.0.1:27", PreDump: true,
+		Export: "/out/ct.tar.zst", Compress: libcheckpoint.CompressGzip,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
@@ -66,7 +68,8 @@ func TestRestoreFlagsToOptions(t *testing.T) {
 		"--manage-cgroups-mode", "ignore", "-b", "/bundle", "-d", "--pid-file", "/pid",
 		"--no-subreaper", "--no-pivot", "--empty-ns", "network", "--auto-dedup", "--lazy-pages",
 		"--lsm-profile", "apparmor:p", "--lsm-mount-context", "ctx",
-		"--tcp-close", "--no-new-keyring", "--parent-path", "../pre", "--preserve-fds", "2", "ctr",
+		"--tcp-close", "--no-new-keyring", "--parent-path", "../pre", "--preserve-fds", "2",
+		"--import", "/in/ct.tar.zst", "ctr",
 	}, func(c *cli.Context) { got = restoreOptions(c) })
 	want := libcheckpoint.RestoreOptions{
 		CommonOptions: libcheckpoint.CommonOptions{
@@ -77,6 +80,7 @@ func TestRestoreFlagsToOptions(t *testing.T) {
 		Bundle: "/bundle", Detach: true, PidFile: "/pid", ConsoleSocket: "/sock",
 		NoSubreaper: true, NoPivot: true, LSMProfile: "apparmor:p", LSMMountContext: "ctx",
 		TCPClose: true, NoNewKeyring: true, ParentPath: "../pre", PreserveFDs: 2,
+		Import: "/in/ct.tar.zst",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)

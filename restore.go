@@ -41,6 +41,7 @@ using the runcr (or runc) checkpoint command.`,
 			&cli.IntFlag{Name: "preserve-fds", Usage: "number of file descriptors after stdio passed in; checked open (Podman)"},
 			&cli.BoolFlag{Name: "print-stats", Usage: "print CRIU's restore statistics once the container is restored (in the foreground: to stderr, before waiting for it)"},
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "format of the --print-stats output: text or json"},
+			&cli.StringFlag{Name: "import", Usage: "restore from the archive `FILE` that checkpoint --export wrote; unpacked into --image-path if given, else a temporary directory"},
 		},
 		Action: func(c *cli.Context) error {
 			id, err := containerID(c)
@@ -52,6 +53,7 @@ using the runcr (or runc) checkpoint command.`,
 				return err
 			}
 			opts := restoreOptions(c)
+			opts.Progress = progressOutput()
 			var hooks libcheckpoint.RestoreHooks
 			var restored *libcheckpoint.Restored
 			if stats.print {
@@ -61,7 +63,7 @@ using the runcr (or runc) checkpoint command.`,
 						return
 					}
 					// runcr's stdout carries the container's from now on.
-					_ = stats.restore(c.App.ErrWriter, r.WorkPath)
+					_ = stats.restore(c.App.ErrWriter, r)
 				}
 			}
 			status, err := runtimeFrom(c).RestoreWithHooks(id, opts, libcheckpoint.Stdio{}, hooks)
@@ -69,7 +71,7 @@ using the runcr (or runc) checkpoint command.`,
 				return err
 			}
 			if restored != nil {
-				if err := stats.restore(c.App.Writer, restored.WorkPath); err != nil {
+				if err := stats.restore(c.App.Writer, *restored); err != nil {
 					return err
 				}
 			}
@@ -99,5 +101,6 @@ func restoreOptions(c *cli.Context) libcheckpoint.RestoreOptions {
 		NoNewKeyring:    c.Bool("no-new-keyring"),
 		ParentPath:      c.String("parent-path"),
 		PreserveFDs:     c.Int("preserve-fds"),
+		Import:          c.String("import"),
 	}
 }

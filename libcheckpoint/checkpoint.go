@@ -24,6 +24,9 @@ type CheckpointResult struct {
 	Destroyed bool
 	// Manifest is what was written to the image directory's ManifestFile.
 	Manifest *Manifest
+	// Archive is the file --export wrote, or "". When the images were
+	// in a temporary directory, it is gone and ImagePath is "".
+	Archive string
 }
 
 // Checkpoint dumps container id with CRIU into opts.ImagePath. Bad options
@@ -31,7 +34,7 @@ type CheckpointResult struct {
 // fails, the container keeps running (CRIU thaws it) and the error quotes
 // the log. Only after a successful dump is the container destroyed, unless
 // LeaveRunning or PreDump.
-func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointResult, error) {
+func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointResult, err error) {
 	criuOpts, err := opts.CriuOpts()
 	if err != nil {
 		return nil, err
@@ -51,6 +54,13 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 	}
 	if status == libcontainer.Created || status == libcontainer.Stopped {
 		return nil, fmt.Errorf("%w: container %q is %s; only a running or paused container can be checkpointed%s", ErrContainerState, id, status, stateAdvice(id, status))
+	}
+	var export *exportFile
+	if opts.Export != "" {
+		if export, err = startExport(&opts); err != nil {
+			return nil, err
+		}
+		defer func() { export.finish(err) }()
 	}
 	if err := prepareCheckpointPaths(&opts, criuOpts); err != nil {
 		return nil, err
@@ -128,7 +138,30 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (*CheckpointRes
 			res.Destroyed = true
 		}
 	}
+	if export != nil {
+		if err := export.write(res.ImagePath, bundleConfig(manifest), opts.Compress, opts.Progress); err != nil {
+			return nil, &ExportError{Archive: export.path, ImagePath: res.ImagePath, ContainerID: id, LeftRunning: opts.LeaveRunning, Err: err}
+		}
+		res.Archive = export.path
+		if export.tmpImages != "" {
+			res.ImagePath = ""
+		}
+	}
 	return res, nil
+}
+
+// bundleConfig is the bundle's config.json for an archive, or "" if the
+// bundle is not known or the file is gone.
+func bundleConfig(m *Manifest) string {
+	if m.Bundle == "" {
+		return ""
+	}
+	path := filepath.Join(m.Bundle, "config.json")
+	if _, err := os.Stat(path); err != nil {
+		logrus.Warnf("the archive holds no config.json: %v", err)
+		return ""
+	}
+	return path
 }
 
 // newManifest describes the checkpoint about to be made, as incomplete.

@@ -1,7 +1,10 @@
 package libcheckpoint
 
 import (
+	"archive/tar"
+	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -108,5 +111,39 @@ func FuzzDecodeManifest(f *testing.F) {
 		if m.State != ManifestComplete && m.State != ManifestIncomplete {
 			t.Fatalf("accepted unknown state %q", m.State)
 		}
+	})
+}
+
+// FuzzImportArchive: whatever the bytes, importArchive never panics,
+// never creates anything outside its target or anything but regular files
+// in it, and leaves the target empty when it refuses.
+func FuzzImportArchive(f *testing.F) {
+	good := manifestEntry(f, ManifestComplete)
+	small := makeTar(f, reg("inventory.img", []byte("inv")), reg("pages-1.img", bytes.Repeat([]byte("p"), 3000)), good)
+	f.Add(small)
+	f.Add(compress(f, small, CompressZstd))
+	f.Add(compress(f, small, CompressGzip))
+	f.Add(makeTar(f, reg("../escape", []byte("x")), good))
+	f.Add(makeTar(f, reg("/abs", []byte("x")), good))
+	f.Add(makeTar(f, entry{tar.Header{Typeflag: tar.TypeSymlink, Name: "l", Linkname: ".."}, nil}, reg("l/x", []byte("x")), good))
+	f.Add(makeTar(f, entry{tar.Header{Typeflag: tar.TypeLink, Name: "h", Linkname: "../outside/secret"}, nil}, good))
+	f.Add(compress(f, makeTar(f, entry{tar.Header{Typeflag: tar.TypeChar, Name: "c", Devmajor: 1, Devminor: 3}, nil}, good), CompressZstd))
+	f.Add(makeTar(f, reg("a", []byte("1")), reg("a", []byte("2")), good))
+	// One sandbox per worker and a fresh target per input: an input costs
+	// a few file operations, which keeps minimizing inputs quick.
+	s := newSandbox(f)
+	if err := os.Remove(s.target); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		target, err := os.MkdirTemp(s.parent, "target")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(target)
+		s := s
+		s.target = target
+		_, err = importArchive(bytes.NewReader(data), s.target, 1<<20)
+		s.check(t, err != nil)
 	})
 }

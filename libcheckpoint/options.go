@@ -8,6 +8,7 @@ package libcheckpoint
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"slices"
@@ -106,6 +107,19 @@ type CheckpointOptions struct {
 	// PreDump dumps memory only, for a later iterative dump, and leaves
 	// the container running (--pre-dump). Needs soft-dirty tracking.
 	PreDump bool
+	// Export also writes the checkpoint (images, manifest and the bundle's
+	// config.json) as one archive file, mode 0600, at this path
+	// (--export). Without ImagePath the images go to a private temporary
+	// directory under $TMPDIR that is removed once the archive is written.
+	Export string
+	// Compress is the archive's compression: CompressZstd (the default,
+	// also for ""), CompressGzip or CompressNone (--compress). Only with
+	// Export.
+	Compress Compression
+	// Progress, if set, receives a progress line (rewritten in place with
+	// carriage returns) while a long export runs; the command sets it to
+	// standard error when that is a terminal.
+	Progress io.Writer
 }
 
 // NewCheckpointOptions returns the options `runc checkpoint` uses when no
@@ -158,6 +172,15 @@ type RestoreOptions struct {
 	// CRIU finds them through the image directory's "parent" link, which
 	// restore checks or creates.
 	ParentPath string
+	// Import restores from an archive that checkpoint's Export wrote
+	// (--import). It is unpacked into ImagePath, which must then be empty
+	// or not exist and is kept; without ImagePath into a private temporary
+	// directory under $TMPDIR, removed once CRIU has restored (or failed;
+	// then only CRIU's restore.log is kept there, and the error names it).
+	Import string
+	// Progress, if set, receives a progress line (rewritten in place with
+	// carriage returns) while a long import runs.
+	Progress io.Writer
 }
 
 func invalid(flag, format string, args ...any) error {
@@ -207,6 +230,37 @@ func (o *CheckpointOptions) Validate() error {
 	if o.StatusFD < -1 {
 		return invalid("status-fd", "%d is not a file descriptor", o.StatusFD)
 	}
+	return o.validateExport()
+}
+
+// validateExport checks --export and --compress against the options
+// whose images an archive cannot hold.
+func (o *CheckpointOptions) validateExport() error {
+	if err := validCompression(o.Compress); err != nil {
+		return err
+	}
+	if o.Export == "" {
+		if o.Compress != "" {
+			return invalid("compress", "only applies to --export")
+		}
+		return nil
+	}
+	why := ""
+	switch {
+	case o.PreDump:
+		why = "--pre-dump writes memory only, for a later checkpoint; export that one"
+	case o.ParentPath != "":
+		why = "--parent-path makes images that need their parent's; an archive holds one image directory, so checkpoint without it"
+	case o.LazyPages:
+		why = "--lazy-pages keeps the memory pages out of the images"
+	case o.PageServer != "":
+		why = "--page-server sends the memory pages elsewhere, not into the images"
+	case strings.HasSuffix(o.Export, "/"):
+		why = fmt.Sprintf("%q names a directory; give a file name", o.Export)
+	}
+	if why != "" {
+		return invalid("export", "%s", why)
+	}
 	return nil
 }
 
@@ -220,6 +274,14 @@ func (o *RestoreOptions) Validate() error {
 	}
 	if o.PreserveFDs < 0 {
 		return invalid("preserve-fds", "%d is not a number of file descriptors", o.PreserveFDs)
+	}
+	if o.Import != "" {
+		switch {
+		case o.LazyPages:
+			return invalid("import", "--lazy-pages needs a lazy-pages daemon serving the images, which an archive cannot provide")
+		case o.ParentPath != "":
+			return invalid("import", "an archive holds one image directory, without parent images; drop --parent-path")
+		}
 	}
 	if o.LSMProfile != "" {
 		typ, name, ok := strings.Cut(o.LSMProfile, ":")

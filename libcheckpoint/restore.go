@@ -63,18 +63,33 @@ type Restored struct {
 	// Pid is the host pid of its init process.
 	Pid int
 	// WorkPath is the directory holding CRIU's restore.log and
-	// stats-restore (read it with ReadRestoreStats): the work directory,
-	// or the image directory when there is none.
+	// stats-restore: the work directory, or the image directory when there
+	// is none (a temporary one is gone by now after restore --import).
 	WorkPath string
+	// Stats are CRIU's restore statistics, read before any temporary
+	// images are removed; StatsErr says why they couldn't be read.
+	Stats    *RestoreStats
+	StatsErr error
 }
 
 // RestoreWithHooks is Restore with callbacks.
-func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio, hooks RestoreHooks) (int, error) {
+func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio, hooks RestoreHooks) (_ int, err error) {
 	if err := opts.Validate(); err != nil {
 		return -1, err
 	}
 	if err := validateID(id); err != nil {
 		return -1, err
+	}
+	var imported *importedImages
+	if opts.Import != "" {
+		// Before unpacking what may be gigabytes: is the id free?
+		if _, err := os.Stat(filepath.Join(rt.root(), id)); err == nil {
+			return -1, fmt.Errorf("%w: %q under --root %s; restore under another id or delete that container first", ErrContainerExists, id, rt.root())
+		}
+		if imported, err = importImages(&opts); err != nil {
+			return -1, err
+		}
+		defer func() { imported.finish(err) }()
 	}
 	manifest, err := applyManifest(&opts)
 	if errors.Is(err, ErrIncompleteCheckpoint) && rt.isBusy(manifest.ContainerID) {
@@ -104,6 +119,9 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 	}
 	if err := r.checkTerminal(); err != nil {
 		return -1, err
+	}
+	if imported != nil {
+		r.afterRestore = append(r.afterRestore, imported.criuDone)
 	}
 	extra := criuConfigLines(opts)
 	closeInherited := func() {}

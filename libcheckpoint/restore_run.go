@@ -66,6 +66,12 @@ func (r *restorer) run(criuOpts *libcontainer.CriuOpts, log string) (status int,
 		defer signal.Stop(signals)
 	}
 	err = r.container.Restore(process, criuOpts)
+	var stats *RestoreStats
+	var statsErr error
+	if err == nil && r.hooks.Restored != nil {
+		// Read now: afterRestore may remove the images (restore --import).
+		stats, statsErr = ReadRestoreStats(restoreWorkDir(criuOpts))
+	}
 	for _, f := range r.afterRestore {
 		f()
 	}
@@ -92,11 +98,7 @@ func (r *restorer) run(criuOpts *libcontainer.CriuOpts, log string) (status int,
 	}
 	if r.hooks.Restored != nil {
 		pid, _ := process.Pid()
-		work := criuOpts.WorkDirectory
-		if work == "" {
-			work = criuOpts.ImagesDirectory // CRIU's default work directory
-		}
-		r.hooks.Restored(Restored{ID: r.container.ID(), Pid: pid, WorkPath: work})
+		r.hooks.Restored(Restored{ID: r.container.ID(), Pid: pid, WorkPath: restoreWorkDir(criuOpts), Stats: stats, StatsErr: statsErr})
 	}
 	if r.opts.Detach {
 		return 0, nil
@@ -306,4 +308,12 @@ func (r *restorer) reap(p *libcontainer.Process, pid1 int) (int, bool) {
 			return utils.ExitStatus(ws), true
 		}
 	}
+}
+
+// restoreWorkDir is where CRIU writes restore.log and stats-restore.
+func restoreWorkDir(c *libcontainer.CriuOpts) string {
+	if c.WorkDirectory != "" {
+		return c.WorkDirectory
+	}
+	return c.ImagesDirectory // CRIU's default work directory
 }

@@ -92,7 +92,7 @@ bench_banner() {
 
 # bench_test RUNS [WRAPPER...]: the benchmark harness (a test binary built
 # from tests/bench), optionally under WRAPPER, with the BENCH_* environment
-# tests/bench/bench_test.go reads.
+# tests/bench/bench_test.go reads. BENCH_PATTERN picks another benchmark.
 bench_test() {
 	local runs=$1
 	shift
@@ -101,5 +101,5 @@ bench_test() {
 		BENCH_RUNCR=$RUNCR BENCH_RUNC=$RUNC BENCH_ROOTFS=$ROOTFS BENCH_MEMHOG=$MEMHOG \
 		BENCH_WORKDIR=$WORK BENCH_CRIU=$BENCH_CRIU BENCH_RUNC_ENV=$BENCH_RUNC_ENV \
 		"$@" "$WORK/bench.test" -test.count 1 -test.timeout 60m -test.run '^$' \
-		-test.bench '^BenchmarkCheckpointRestore$' -test.benchtime "${runs}x"
+		-test.bench "${BENCH_PATTERN:-^BenchmarkCheckpointRestore\$}" -test.benchtime "${runs}x"
 }

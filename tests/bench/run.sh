@@ -19,6 +19,11 @@
 #                 (default tests/.build/bench)
 #   BENCH_TRACE   0: don't trace the runtimes, so no peak RSS (to check
 #                 that the tracing doesn't change the times)
+#   BENCH_EXPORT  1 (default): afterwards, checkpoint --export against a plain
+#                 checkpoint (BenchmarkExport, tests/bench/export_test.go);
+#                 0: skip it; only: run only that
+#   BENCH_EXPORT_RUNS  its runs of each kind (default 5, at least 3)
+#   BENCH_EXPORT_MIB, BENCH_EXPORT_COMPRESS  its size (1024) and --compress (zstd)
 #
 # runc is given CRIU_FAULT=130 exactly when `runcr check` says hardware
 # breakpoints don't fire here (CRIU hangs on dump otherwise); runcr decides
@@ -31,7 +36,15 @@ BENCH_RUNS=${BENCH_RUNS:-7}
 [ "$BENCH_RUNS" -ge 5 ] 2>/dev/null || die "BENCH_RUNS must be at least 5"
 bench_init
 bench_banner
-printf 'bench: %s runs per runtime and size, sizes %s MiB, images on tmpfs %s\n' \
-	"$BENCH_RUNS" "${BENCH_SIZES:-16,256,1024}" "$WORK"
 export BENCH_OUT
-bench_test "$BENCH_RUNS" 2>&1 | tee "$BENCH_OUT/bench.txt"
+if [ "${BENCH_EXPORT:-1}" != only ]; then
+	printf 'bench: %s runs per runtime and size, sizes %s MiB, images on tmpfs %s\n' \
+		"$BENCH_RUNS" "${BENCH_SIZES:-16,256,1024}" "$WORK"
+	bench_test "$BENCH_RUNS" 2>&1 | tee "$BENCH_OUT/bench.txt"
+fi
+if [ "${BENCH_EXPORT:-1}" != 0 ]; then
+	BENCH_EXPORT_RUNS=${BENCH_EXPORT_RUNS:-5}
+	[ "$BENCH_EXPORT_RUNS" -ge 3 ] 2>/dev/null || die "BENCH_EXPORT_RUNS must be at least 3"
+	printf 'bench: checkpoint --export vs plain checkpoint, %s runs each, %s MiB\n' "$BENCH_EXPORT_RUNS" "${BENCH_EXPORT_MIB:-1024}"
+	BENCH_PATTERN='^BenchmarkExport$' bench_test "$BENCH_EXPORT_RUNS" 2>&1 | tee "$BENCH_OUT/export.txt"
+fi

@@ -118,9 +118,10 @@ restore_output() {
 	runcr inspect ./nope
 	[ "$status" -ne 0 ]
 	[[ $output == *"./nope: no such file or directory"* ]]
+	# A file that is no archive.
 	runcr inspect ./image/pstree.img
 	[ "$status" -ne 0 ]
-	[[ $output == *"./image/pstree.img is not a directory"* ]]
+	[[ $output == *"./image/pstree.img"* && $output == *"archive"* ]] || fail "unclear error: $output"
 	runcr inspect "$BUNDLE"
 	[ "$status" -ne 0 ]
 	[[ $output == *"holds no checkpoint (no inventory.img)"* ]]

@@ -25,7 +25,7 @@ require_root "it installs Debian packages and binaries into /usr/local"
 PACKAGES=(
 	iptables busybox-static bats jq gawk iproute2 procps psmisc util-linux
 	libseccomp-dev pkg-config build-essential git xz-utils ca-certificates
-	socat go-md2man hyperfine time linux-perf
+	socat go-md2man hyperfine time linux-perf zstd
 	# CRIU build dependencies (bookworm's -dev packages)
 	libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 	python3-protobuf libnl-3-dev libnl-route-3-dev libcap-dev libnet1-dev
