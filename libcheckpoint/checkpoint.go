@@ -109,7 +109,7 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointR
 			if ierr := guard.interrupted(id); ierr != nil {
 				return nil, ierr
 			}
-			return nil, criuFailure(fmt.Sprintf("checkpoint of container %q", id), err, res.LogPath)
+			return nil, criuFailure(fmt.Sprintf("checkpoint of container %q into %s", id, res.ImagePath), err, res.LogPath)
 		}
 		// Only CRIU's last answer was lost: the dump is whole.
 		logrus.Warnf("checkpoint of container %q: %v after CRIU finished the dump; keeping it", id, err)

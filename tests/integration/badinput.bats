@@ -170,7 +170,9 @@ setup_sleeper_bundle() {
 	local token=$TOKEN
 	mkdir "$ROOT/small"
 	mount -t tmpfs -o size=1m,mode=0700 tmpfs "$ROOT/small"
-	runcr checkpoint --image-path "$ROOT/small/image" "$CT"
+	# The log goes elsewhere: on the full file system CRIU's own log lines
+	# would be cut short.
+	runcr checkpoint --work-path "$ROOT/work" --image-path "$ROOT/small/image" "$CT"
 	expect_refused "$ROOT/small/image" "No space left on device" "is full"
 	# runcr removes the "incomplete" manifest of a failed checkpoint; the
 	# partial images stay for inspection but cannot be restored.

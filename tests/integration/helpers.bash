@@ -521,26 +521,38 @@ use_counter_workload() {
 
 # An awk program holding MEM_LINES (default 8000) strings of 500 bytes in a
 # known pattern (about 4 MB) and a random token. Every tick it bumps a
-# counter, re-verifies every string and publishes "COUNTER TOKEN OK|CORRUPT".
+# counter, re-verifies every string and publishes "COUNTER TOKEN OK|CORRUPT"
+# to /tmp/state (atomically, by rename). Ticks come from a shell loop on its
+# standard input and a second loop publishes what it prints: awk itself
+# never calls system(), whose vfork leaves the parent in state D until the
+# child execs, and CRIU can't seize a process frozen there ("Unseizable
+# non-zombie"). Run alone (no TICKS), it ticks and publishes by itself.
 use_memory_workload() {
 	cat >"$BUNDLE/rootfs/memtest.awk" <<'EOF'
 function pat(i) { return sprintf("%07d:%s", i, substr(base, 1 + i % 97, 492)) }
+function tick(  i, status) {
+	c++
+	status = "OK"
+	for (i = 0; i < n; i++) if (mem[i] != pat(i)) { status = "CORRUPT"; break }
+	return sprintf("%d %d %s", c, token, status)
+}
 BEGIN {
 	n = ENVIRON["MEM_LINES"] + 0
 	if (n <= 0) n = 8000
 	for (i = 0; i < 600; i++) base = base sprintf("%c", 65 + i % 26)
 	srand(); token = int(rand() * 1000000000)
 	for (i = 0; i < n; i++) mem[i] = pat(i)
-	for (c = 1; ; c++) {
-		status = "OK"
-		for (i = 0; i < n; i++) if (mem[i] != pat(i)) { status = "CORRUPT"; break }
-		printf "%d %d %s\n", c, token, status > "/tmp/state.new"
+	if (ENVIRON["TICKS"] == "") for (;;) {
+		print tick() > "/tmp/state.new"
 		close("/tmp/state.new")
 		if (system("mv /tmp/state.new /tmp/state; sleep 0.2; test ! -e /tmp/exit")) exit 0
 	}
 }
+{ print tick(); fflush() }
 EOF
-	set_args awk -f /memtest.awk
+	# shellcheck disable=SC2016 # expanded by the container's shell
+	set_args sh -c 'while [ ! -e /tmp/exit ]; do echo; sleep 0.2; done | TICKS=1 awk -f /memtest.awk |
+while read -r line; do echo "$line" >/tmp/state.new && mv /tmp/state.new /tmp/state; done'
 }
 
 # Reads the workload's state through `runcr exec` into COUNTER, TOKEN, MEM.
