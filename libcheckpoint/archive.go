@@ -596,7 +596,7 @@ func importImages(opts *RestoreOptions) (*importedImages, error) {
 		if target, err = absPath(opts.ImagePath, ""); err != nil {
 			return nil, invalid("image-path", "%v", err)
 		}
-		if err := makePrivateDir("image-path", target); err != nil {
+		if target, err = makePrivateDir("image-path", target); err != nil {
 			return nil, err
 		}
 		if entries, err := os.ReadDir(target); err != nil || len(entries) > 0 {

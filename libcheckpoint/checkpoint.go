@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
@@ -189,10 +190,14 @@ func (rt *Runtime) newManifest(c *libcontainer.Container, opts CheckpointOptions
 		}
 	}
 	if m.Bundle != "" {
-		if d, err := fileDigest(filepath.Join(m.Bundle, "config.json")); err == nil {
+		path := filepath.Join(m.Bundle, "config.json")
+		if d, err := fileDigest(path); err == nil {
 			m.ConfigDigest = d
 		} else {
 			logrus.Debugf("no digest of the bundle's config.json: %v", err)
+		}
+		if d, err := configSpecDigest(path); err == nil {
+			m.ConfigSpecDigest = d
 		}
 	}
 	return m
@@ -231,7 +236,7 @@ func prepareCheckpointPaths(opts *CheckpointOptions, c *libcontainer.CriuOpts) e
 	if c.ImagesDirectory, err = absPath(opts.ImagePath, filepath.Join(cwd, "checkpoint")); err != nil {
 		return invalid("image-path", "%v", err)
 	}
-	if err := makePrivateDir("image-path", c.ImagesDirectory); err != nil {
+	if c.ImagesDirectory, err = makePrivateDir("image-path", c.ImagesDirectory); err != nil {
 		return err
 	}
 	if c.WorkDirectory, err = privateWorkDir(opts.WorkPath); err != nil {
@@ -270,59 +275,112 @@ func privateWorkDir(workPath string) (string, error) {
 	if err != nil {
 		return "", invalid("work-path", "%v", err)
 	}
-	return dir, makePrivateDir("work-path", dir)
+	return makePrivateDir("work-path", dir)
 }
 
 // makePrivateDir creates dir (and parents) mode 0700, or checks that an
-// existing one is safe to write memory images to. The images hold the
-// container's memory, so runcr refuses a dir whose final component is a
-// symbolic link (one planted in a shared directory such as /tmp would
-// redirect them), and an existing dir that is not owned by the caller's
-// effective uid or is writable by its group or others (they could plant
-// links in it for CRIU to write through, or swap files). Links in the
-// parent components are followed, as for any path (/var/run -> /run).
-func makePrivateDir(flag, dir string) error {
+// existing one is safe to write memory images to, and returns the
+// directory CRIU is to use. The images hold the container's memory, so
+// an existing dir must be owned by the caller's effective uid and not be
+// writable by its group or others (they could plant links in it for CRIU
+// to write through, or swap files). A symbolic link at the final component
+// is followed only when nobody else could have planted or swapped it (see
+// trustedLink): engines keep such links (containerd's bundle/work), while
+// one planted in a shared directory such as /tmp would redirect the images.
+// The link is resolved once and the real directory returned, so swapping
+// it later changes nothing. Links in the parent components are followed,
+// as for any path (/var/run -> /run).
+func makePrivateDir(flag, dir string) (string, error) {
 	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		return errSymlinkDir(flag, dir)
+		real, err := followTrustedLink(flag, dir, fi)
+		if err != nil {
+			return "", err
+		}
+		dir = real
 	} else if err == nil && !fi.IsDir() {
-		return invalid(flag, "%s exists and is not a directory; give a new path or a directory", dir)
+		return "", invalid(flag, "%s exists and is not a directory; give a new path or a directory", dir)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return invalid(flag, "cannot create %s: %v; give a directory you can create or write", dir, unwrapPathError(err))
+		return "", invalid(flag, "cannot create %s: %v; give a directory you can create or write", dir, unwrapPathError(err))
 	}
 	// Check what is there now without following a link planted since.
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	// With O_DIRECTORY, a link gives ENOTDIR rather than ELOOP.
 	if fi, lerr := os.Lstat(dir); err != nil && lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
-		return errSymlinkDir(flag, dir)
+		return "", errSymlinkDir(flag, dir, "it appeared while runcr was creating the directory")
 	}
 	switch {
 	case errors.Is(err, unix.ELOOP):
-		return errSymlinkDir(flag, dir)
+		return "", errSymlinkDir(flag, dir, "it appeared while runcr was creating the directory")
 	case errors.Is(err, unix.ENOTDIR):
-		return invalid(flag, "%s is not a directory; give a directory for the images", dir)
+		return "", invalid(flag, "%s is not a directory; give a directory for the images", dir)
 	case err != nil:
-		return invalid(flag, "%s: %v", dir, err)
+		return "", invalid(flag, "%s: %v", dir, err)
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return invalid(flag, "%s: %v", dir, err)
+		return "", invalid(flag, "%s: %v", dir, err)
 	}
 	if uid := os.Geteuid(); int(st.Uid) != uid {
-		return invalid(flag, "%s is owned by uid %d, not by uid %d running runcr; the images hold the container's memory, so give a directory of your own (or a new path)", dir, st.Uid, uid)
+		return "", invalid(flag, "%s is owned by uid %d, not by uid %d running runcr; the images hold the container's memory, so give a directory of your own (or a new path)", dir, st.Uid, uid)
 	}
 	if st.Mode&0o022 != 0 {
-		return invalid(flag, "%s is writable by its group or others (mode %04o); the images hold the container's memory, so `chmod go-w` it or give a private directory", dir, st.Mode&0o7777)
+		return "", invalid(flag, "%s is writable by its group or others (mode %04o); the images hold the container's memory, so `chmod go-w` it or give a private directory", dir, st.Mode&0o7777)
 	}
 	if err := unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK, unix.AT_EACCESS); err != nil {
-		return invalid(flag, "%s is not writable: %v; give a directory you can write", dir, err)
+		return "", invalid(flag, "%s is not writable: %v; give a directory you can write", dir, err)
 	}
-	return nil
+	return dir, nil
 }
 
-func errSymlinkDir(flag, dir string) error {
-	return invalid(flag, "%s is a symbolic link; runcr does not follow a link at the image or work path (one planted in a shared directory would redirect the container's memory), so give the real directory", dir)
+// followTrustedLink resolves the symbolic link at dir (link is its Lstat)
+// if trustedLink allows it and it leads to an existing directory.
+func followTrustedLink(flag, dir string, link os.FileInfo) (string, error) {
+	if why := untrustedLink(dir, link); why != "" {
+		return "", errSymlinkDir(flag, dir, why)
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", errSymlinkDir(flag, dir, fmt.Sprintf("it leads nowhere (%v)", unwrapPathError(err)))
+	}
+	if fi, err := os.Stat(real); err != nil || !fi.IsDir() {
+		return "", invalid(flag, "%s is a symbolic link to %s, which is not a directory; give a directory for the images", dir, real)
+	}
+	return real, nil
+}
+
+// untrustedLink says why the link at path could have been planted or
+// swapped by someone other than the caller, or "" if it could not: it is
+// owned by the caller's effective uid, and the directory holding it is
+// owned by the caller or root and either not writable by its group or
+// others, or sticky (then only the link's owner may replace it). This is
+// the kernel's protected_symlinks rule, made strict.
+func untrustedLink(path string, link os.FileInfo) string {
+	uid := os.Geteuid()
+	if st, ok := link.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != uid {
+		owner := -1
+		if ok {
+			owner = int(st.Uid)
+		}
+		return fmt.Sprintf("the link is owned by uid %d, not by uid %d running runcr", owner, uid)
+	}
+	parent := filepath.Dir(path)
+	var st unix.Stat_t
+	if err := unix.Stat(parent, &st); err != nil {
+		return fmt.Sprintf("its directory %s cannot be checked: %v", parent, err)
+	}
+	if int(st.Uid) != uid && st.Uid != 0 {
+		return fmt.Sprintf("its directory %s is owned by uid %d", parent, st.Uid)
+	}
+	if st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0 {
+		return fmt.Sprintf("its directory %s is writable by others (mode %04o), who could swap it", parent, st.Mode&0o7777)
+	}
+	return ""
+}
+
+func errSymlinkDir(flag, dir, why string) error {
+	return invalid(flag, "%s is a symbolic link and %s; runcr does not follow a link someone else could have planted at the image or work path (it would redirect the container's memory), so give the real directory", dir, why)
 }
 
 // checkWritableFD checks that fd is open for writing, as CRIU will write

@@ -54,6 +54,11 @@ type Manifest struct {
 	// ConfigDigest is "sha256:<hex>" of the bundle's config.json at
 	// checkpoint time; restore warns when it changed.
 	ConfigDigest string `json:"config_digest,omitempty"`
+	// ConfigSpecDigest is "sha256:<hex>" of that config.json with what an
+	// engine sets up anew for every restore left out (the paths of the
+	// namespaces to join: Podman makes a new network namespace each time),
+	// so restore warns only about changes that matter.
+	ConfigSpecDigest string `json:"config_spec_digest,omitempty"`
 	// Rootfs is the container's root file system on the host.
 	Rootfs string `json:"rootfs,omitempty"`
 	// Versions of the software that made the checkpoint.
@@ -221,6 +226,36 @@ func fileDigest(path string) (string, error) {
 		return "", err
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// configSpecDigest is the digest of the OCI config at path with the
+// namespace paths left out, in a canonical form (decoded generically, so
+// fields this runtime-spec doesn't know still count; re-encoded with
+// sorted keys).
+func configSpecDigest(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	var config map[string]any
+	if err := json.Unmarshal(data, &config); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	if linux, ok := config["linux"].(map[string]any); ok {
+		if namespaces, ok := linux["namespaces"].([]any); ok {
+			for _, ns := range namespaces {
+				if ns, ok := ns.(map[string]any); ok {
+					delete(ns, "path")
+				}
+			}
+		}
+	}
+	canonical, err := json.Marshal(config)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(canonical)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
 // libcontainerVersion is the version of runc's module built into this

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 func TestDecodeManifest(t *testing.T) {
@@ -162,5 +164,55 @@ func TestCriuVersionFromLog(t *testing.T) {
 	}
 	if v := criuVersionFromLog(filepath.Join(t.TempDir(), "none")); v != "" {
 		t.Errorf("missing log gave %q", v)
+	}
+}
+
+// Restore warns about a config.json that changed in what matters, not
+// about the new namespace paths an engine gives every restore.
+func TestWarnIfConfigChanged(t *testing.T) {
+	bundle := t.TempDir()
+	path := filepath.Join(bundle, "config.json")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const atCheckpoint = `{"ociVersion":"1.3.0","process":{"args":["sh"]},"linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/a"}]},"x-unknown":1}`
+	write(atCheckpoint)
+	m := &Manifest{ContainerID: "c"}
+	var err error
+	if m.ConfigDigest, err = fileDigest(path); err != nil {
+		t.Fatal(err)
+	}
+	if m.ConfigSpecDigest, err = configSpecDigest(path); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	logrus.SetOutput(&out)
+	t.Cleanup(func() { logrus.SetOutput(os.Stderr) })
+	for _, tc := range []struct {
+		name, config string
+		old, warn    bool
+	}{
+		{"unchanged", atCheckpoint, false, false},
+		{"new network namespace, keys reordered, reindented", `{"linux":{"namespaces":[{"type":"pid"},{"path":"/run/netns/b","type":"network"}]},
+			"process":{"args":["sh"]},"ociVersion":"1.3.0","x-unknown":1}`, false, false},
+		{"another command", `{"ociVersion":"1.3.0","process":{"args":["ls"]},"linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/a"}]},"x-unknown":1}`, false, true},
+		{"a field this runtime-spec doesn't know", `{"ociVersion":"1.3.0","process":{"args":["sh"]},"linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/a"}]},"x-unknown":2}`, false, true},
+		{"a namespace fewer", `{"ociVersion":"1.3.0","process":{"args":["sh"]},"linux":{"namespaces":[{"type":"pid"}]},"x-unknown":1}`, false, true},
+		{"older manifest without the spec digest: any change", `{"linux":{"namespaces":[{"type":"pid"},{"path":"/run/netns/b","type":"network"}]},"process":{"args":["sh"]},"ociVersion":"1.3.0","x-unknown":1}`, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out.Reset()
+			write(tc.config)
+			mm := *m
+			if tc.old {
+				mm.ConfigSpecDigest = ""
+			}
+			warnIfConfigChanged(&mm, bundle)
+			if got := strings.Contains(out.String(), "changed since the checkpoint"); got != tc.warn {
+				t.Errorf("warned %v, want %v: %q", got, tc.warn, out.String())
+			}
+		})
 	}
 }

@@ -119,19 +119,29 @@ func TestCRIUFailureHints(t *testing.T) {
 	}
 }
 
-// The image and work paths hold the container's memory: a link planted at
-// them is never followed, and an existing directory must be the caller's
-// own and not writable by others.
+// The image and work paths hold the container's memory: a link someone
+// else could have planted at them is never followed, and an existing
+// directory must be the caller's own and not writable by others.
 func TestMakePrivateDirRefusesUnsafeDirs(t *testing.T) {
 	dir := t.TempDir()
 	target := filepath.Join(dir, "target")
 	if err := os.Mkdir(target, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	link := filepath.Join(dir, "link")
-	if err := os.Symlink(target, link); err != nil {
+	// A link in a directory anyone may write and that isn't sticky: anyone
+	// could have put it there, or swap it.
+	open := filepath.Join(dir, "open")
+	if err := os.Mkdir(open, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	openLink := filepath.Join(open, "img")
+	if err := os.Symlink(target, openLink); err != nil {
+		t.Fatal(err)
+	}
+	// A dangling link of our own: never created through.
 	dangling := filepath.Join(dir, "dangling")
 	if err := os.Symlink(filepath.Join(dir, "nowhere"), dangling); err != nil {
 		t.Fatal(err)
@@ -150,29 +160,46 @@ func TestMakePrivateDirRefusesUnsafeDirs(t *testing.T) {
 	if err := os.Chmod(group, 0o770); err != nil {
 		t.Fatal(err)
 	}
-	// A directory someone else owns: made so as root, else one that root owns.
-	other := "/"
+	tests := []struct{ name, path, want string }{
+		{"link in a directory others may write", openLink, "writable by others"},
+		{"dangling link", dangling, "leads nowhere"},
+		{"group and others may write", shared, "writable by its group or others"},
+		{"group may write", group, "writable by its group or others"},
+	}
+	// As root: what another user would plant in /tmp (sticky, 1777), a link
+	// of theirs, and a directory of theirs. Else a directory root owns.
 	if os.Geteuid() == 0 {
-		other = filepath.Join(dir, "other")
+		sticky := filepath.Join(dir, "tmp")
+		if err := os.Mkdir(sticky, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(sticky, os.ModeSticky|0o777); err != nil {
+			t.Fatal(err)
+		}
+		planted := filepath.Join(sticky, "img")
+		if err := os.Symlink(target, planted); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(planted, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		other := filepath.Join(dir, "other")
 		if err := os.Mkdir(other, 0o700); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Chown(other, 65534, 65534); err != nil {
 			t.Fatal(err)
 		}
-	}
-
-	tests := []struct{ name, path, want string }{
-		{"link to a directory", link, "symbolic link"},
-		{"dangling link", dangling, "symbolic link"},
-		{"group and others may write", shared, "writable by its group or others"},
-		{"group may write", group, "writable by its group or others"},
-		{"owned by another uid", other, "owned by uid"},
+		tests = append(tests,
+			struct{ name, path, want string }{"link planted by another uid in a sticky dir", planted, "owned by uid 65534"},
+			struct{ name, path, want string }{"owned by another uid", other, "owned by uid"})
+	} else {
+		tests = append(tests, struct{ name, path, want string }{"owned by another uid", "/", "owned by uid"})
 	}
 	for _, flag := range []string{"image-path", "work-path"} {
 		for _, tc := range tests {
 			t.Run(flag+"/"+tc.name, func(t *testing.T) {
-				err := makePrivateDir(flag, tc.path)
+				_, err := makePrivateDir(flag, tc.path)
 				if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--"+flag) ||
 					!strings.Contains(err.Error(), tc.path) || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("got %v, want ErrInvalidOption naming --%s, %s and %q", err, flag, tc.path, tc.want)
@@ -189,12 +216,12 @@ func TestMakePrivateDirRefusesUnsafeDirs(t *testing.T) {
 	}
 
 	// The same through the callers, with what they say to do.
-	err := prepareCheckpointPaths(&CheckpointOptions{CommonOptions: CommonOptions{ImagePath: link}}, &libcontainer.CriuOpts{})
+	err := prepareCheckpointPaths(&CheckpointOptions{CommonOptions: CommonOptions{ImagePath: openLink}}, &libcontainer.CriuOpts{})
 	if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--image-path") || !strings.Contains(err.Error(), "give the real directory") {
-		t.Errorf("checkpoint to a linked image path: %v", err)
+		t.Errorf("checkpoint to a planted image path link: %v", err)
 	}
-	if _, err := privateWorkDir(link); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--work-path") {
-		t.Errorf("linked work path: %v", err)
+	if _, err := privateWorkDir(openLink); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--work-path") {
+		t.Errorf("planted work path link: %v", err)
 	}
 }
 
@@ -202,8 +229,8 @@ func TestMakePrivateDirAccepts(t *testing.T) {
 	dir := t.TempDir()
 	// New directories, parents included, are private whatever the umask.
 	fresh := filepath.Join(dir, "a", "b")
-	if err := makePrivateDir("image-path", fresh); err != nil {
-		t.Fatal(err)
+	if got, err := makePrivateDir("image-path", fresh); err != nil || got != fresh {
+		t.Fatalf("got %q, %v; want %q", got, err, fresh)
 	}
 	for _, d := range []string{filepath.Join(dir, "a"), fresh} {
 		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 {
@@ -216,21 +243,53 @@ func TestMakePrivateDirAccepts(t *testing.T) {
 	if err := os.Mkdir(readable, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := makePrivateDir("image-path", readable); err != nil {
+	if _, err := makePrivateDir("image-path", readable); err != nil {
 		t.Errorf("an existing 0755 directory of ours: %v", err)
 	}
-	if err := makePrivateDir("image-path", fresh); err != nil {
+	if _, err := makePrivateDir("image-path", fresh); err != nil {
 		t.Errorf("the same directory again: %v", err)
 	}
 	// Links in the parent components are followed like in any path.
 	if err := os.Symlink(filepath.Join(dir, "a"), filepath.Join(dir, "alias")); err != nil {
 		t.Fatal(err)
 	}
-	if err := makePrivateDir("image-path", filepath.Join(dir, "alias", "c")); err != nil {
+	if _, err := makePrivateDir("image-path", filepath.Join(dir, "alias", "c")); err != nil {
 		t.Errorf("a link in a parent component: %v", err)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "a", "c")); err != nil || !fi.IsDir() {
 		t.Errorf("a/c not created through the parent link: %v", err)
+	}
+	// A link of our own in a directory only we (or root) may write, as
+	// containerd keeps its bundle's work -> state link, is followed, and
+	// the real directory is what CRIU gets; so is one of ours in a sticky
+	// directory, where nobody else may replace it.
+	real := filepath.Join(dir, "real")
+	if err := os.Mkdir(real, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "work")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	sticky := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(sticky, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(sticky, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	stickyLink := filepath.Join(sticky, "img")
+	if err := os.Symlink(real, stickyLink); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{link, stickyLink} {
+		got, err := makePrivateDir("work-path", l)
+		if err != nil || got != real {
+			t.Errorf("%s: got %q, %v; want the link's target %q", l, got, err, real)
+		}
+		if got, err := privateWorkDir(l); err != nil || got != real {
+			t.Errorf("privateWorkDir(%s): got %q, %v; want %q", l, got, err, real)
+		}
 	}
 }
 

@@ -221,15 +221,25 @@ func applyManifest(opts *RestoreOptions) (*Manifest, error) {
 
 // warnIfConfigChanged warns when the bundle's config.json is not the one
 // the checkpoint was made with: restore goes on, but mounts or namespaces
-// that differ from the dump make CRIU fail or the container differ.
+// that differ from the dump make CRIU fail or the container differ. New
+// paths of namespaces to join are not a change: engines make new ones for
+// each restore (Podman a network namespace), and runc joins what is given.
 func warnIfConfigChanged(m *Manifest, bundle string) {
 	if m == nil || m.ConfigDigest == "" {
 		return
 	}
 	path := filepath.Join(bundle, "config.json")
-	if d, err := fileDigest(path); err == nil && d != m.ConfigDigest {
-		logrus.Warnf("%s changed since the checkpoint of %q (digest %s, was %s); restoring with it as it is now", path, m.ContainerID, d, m.ConfigDigest)
+	d, err := fileDigest(path)
+	if err != nil || d == m.ConfigDigest {
+		return
 	}
+	if m.ConfigSpecDigest != "" {
+		if sd, err := configSpecDigest(path); err == nil && sd == m.ConfigSpecDigest {
+			logrus.Debugf("%s differs from the checkpoint's only in the paths of namespaces to join", path)
+			return
+		}
+	}
+	logrus.Warnf("%s changed since the checkpoint of %q (digest %s, was %s); restoring with it as it is now", path, m.ContainerID, d, m.ConfigDigest)
 }
 
 // prepareRestorePaths makes every path absolute before the bundle's

@@ -108,6 +108,8 @@ setup_sleeper_bundle() {
 	ln -s "$ROOT/target" "$ROOT/shared/img"
 	ln -s "$ROOT/target" "$ROOT/shared/work"
 	ln -s "$ROOT/nowhere" "$ROOT/shared/dangling"
+	# Planted by another user, as in /tmp.
+	chown -h 65534:65534 "$ROOT/shared/img" "$ROOT/shared/work" "$ROOT/shared/dangling"
 	chown 65534:65534 "$ROOT/nobody"
 	chmod 0777 "$ROOT/open"
 	touch "$ROOT/ckpt/notdir"
@@ -119,7 +121,7 @@ setup_sleeper_bundle() {
 		"--image-path;$ROOT/file/sub|--image-path|$ROOT/file/sub|not a directory"
 		"--image-path;$ROOT/ro|--image-path|$ROOT/ro|not writable|read-only file system"
 		"--image-path;$ROOT/ro/img|--image-path|$ROOT/ro/img|read-only file system"
-		"--image-path;$ROOT/shared/img|--image-path|$ROOT/shared/img|symbolic link|give the real directory"
+		"--image-path;$ROOT/shared/img|--image-path|$ROOT/shared/img|symbolic link|owned by uid 65534|give the real directory"
 		"--image-path;$ROOT/shared/dangling|--image-path|symbolic link"
 		"--image-path;$ROOT/ckpt/img;--work-path;$ROOT/shared/work|--work-path|$ROOT/shared/work|symbolic link"
 		"--image-path;$ROOT/nobody|--image-path|$ROOT/nobody|owned by uid 65534|of your own"

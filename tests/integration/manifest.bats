@@ -134,6 +134,30 @@ MANIFEST=runcr-manifest.json
 	restore_detached "$CT" --image-path ./image
 	grep -q "config.json changed since the checkpoint" "$CT_OUT" || fail "no warning in: $(cat "$CT_OUT")"
 	expect_progress "$CT" "$COUNTER" "$token"
+
+	expect_progress "$CT" "$COUNTER" "$token"
+}
+
+@test "restore into a new network namespace, as Podman does each time, is no config change to warn about" {
+	requires runcr netns
+	setup_netns
+	use_counter_workload
+	start_workload
+	local token=$TOKEN first=$NS pid
+	runcr checkpoint --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	read_state_file
+	NS=${first}b
+	ip netns add "$NS" || fail "ip netns add $NS failed"
+	NETNS+=("$NS")
+	NS_PATH=/run/netns/$NS
+	# shellcheck disable=SC2016 # a jq variable
+	update_config --arg p "$NS_PATH" '(.linux.namespaces[] | select(.type == "network")).path = $p'
+	restore_detached "$CT" --image-path ./image
+	! grep -q "changed since the checkpoint" "$CT_OUT" || fail "warned about a namespace path: $(cat "$CT_OUT")"
+	pid=$(container_pid "$CT")
+	[ "$(stat -L -c %i "/proc/$pid/ns/net")" = "$(netns_inode "$NS_PATH")" ]
+	expect_progress "$CT" "$COUNTER" "$token"
 }
 
 @test "a manifest from a newer runcr or a corrupt one is refused, naming the image path" {
