@@ -88,11 +88,11 @@ var checkedFeatures = []string{"mem_dirty_track", "uffd", "uffd-noncoop", "secco
 
 // CheckHost probes CRIU and the kernel.
 func (rt *Runtime) CheckHost() (*HostReport, error) {
-	restore, err := rt.prepareCriu(nil)
+	session, err := rt.prepareCriu(nil)
 	if err != nil {
 		return nil, err
 	}
-	defer restore()
+	defer session.close()
 	r := &HostReport{Features: map[string]bool{}, Options: map[string]OptionSupport{}}
 	r.CriuPath, _ = exec.LookPath("criu")
 	if r.CriuPath == "" {

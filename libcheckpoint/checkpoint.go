@@ -71,11 +71,11 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointR
 			return nil, err
 		}
 	}
-	restoreCriu, err := rt.prepareCriu(container)
+	session, err := rt.prepareCriu(container)
 	if err != nil {
 		return nil, err
 	}
-	defer restoreCriu()
+	defer session.close()
 	// libcontainer checks CRIU's memory tracking for --pre-dump only; a
 	// dump on top of a parent needs it as well (CRIU's --track-mem).
 	if opts.ParentPath != "" && !opts.PreDump {
@@ -103,7 +103,15 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointR
 	}
 	guard := newInterruptGuard(filepath.Join(rt.root(), id))
 	defer guard.stop()
-	if err := container.Checkpoint(criuOpts); err != nil {
+	// Frozen by runcr, CRIU needn't wait for the freezer (freeze.go); a
+	// container paused by its owner stays as CRIU finds it.
+	var frozen *preFreeze
+	if status == libcontainer.Running && !opts.LazyPages {
+		frozen = freezeForCriu(container)
+	}
+	defer frozen.release()
+	frozen.shareWithCriu()
+	if err := session.run(func() error { return container.Checkpoint(criuOpts) }); err != nil {
 		if !guard.postDump() || !dumpFinished(res.LogPath) {
 			thawAfterFailure(container, status == libcontainer.Paused)
 			os.Remove(filepath.Join(res.ImagePath, ManifestFile))
@@ -131,7 +139,11 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointR
 		return nil, fmt.Errorf("container %q was dumped but %w; the container was left running", id, err)
 	}
 	res.Manifest = manifest
-	if !opts.LeaveRunning && !opts.PreDump {
+	if opts.LeaveRunning || opts.PreDump {
+		// CRIU refroze what it found frozen; if this fails, the thaw
+		// guard has a go when released.
+		warnIf(frozen.thaw(), "thawing container %q after the checkpoint", id)
+	} else {
 		// CRIU has killed the processes; drop the state and cgroups.
 		if err := container.Destroy(); err != nil {
 			logrus.Warnf("container %q was checkpointed but removing its state failed: %v", id, err)

@@ -14,18 +14,20 @@ import (
 )
 
 // CRIU probes the kernel each time it starts (iptables, network namespaces,
-// mounts, a breakpoint fork: ~130 ms on the test VM) unless it can load the
-// results from /run/criu.kdat. It loads that file from any file system,
-// checking only its size and two magic numbers (the second is CRIU's build
-// time; nothing names the boot or the kernel), and it saves the file only
-// when /run is a tmpfs, so that the file dies with the boot. Where /run is
-// not a tmpfs, runcr keeps the cache with the same guarantee: the file
-// lives on a small tmpfs of runcr's own and is bind-mounted onto
-// /run/criu.kdat over an empty placeholder. After a reboot neither mount
-// exists, and CRIU finds the empty placeholder, calls it stale and probes
-// afresh, so no CRIU can ever load a cache from another boot or kernel. A
-// different criu binary (an upgrade) gets a new cache, because the key
-// names the binary.
+// mounts, a breakpoint fork: 30 to 130 ms on the test VMs) unless it can
+// load the results from /run/criu.kdat. It loads that file from any file
+// system, checking only its size and two magic numbers (the second is
+// CRIU's build time; nothing names the boot or the kernel), and it saves
+// the file only when /run is a tmpfs, so that the file dies with the boot.
+// Where /run is not a tmpfs, runcr keeps the cache for the CRIU it starts
+// itself, with the same guarantee: the file lives on a small tmpfs of
+// runcr's own (made once per boot and criu binary, keyed to both), and it
+// is bind-mounted onto /run/criu.kdat only in a mount namespace private to
+// the thread that starts CRIU (criuSession.run). Other programs' CRIU, and
+// runc's, see the host's /run as it was: runcr changes nothing for them.
+// After a reboot the tmpfs is gone and the cache is made afresh, so no
+// CRIU loads a cache from another boot or kernel; a different criu binary
+// (an upgrade) gets a new cache, because the key names the binary.
 const (
 	kdatRunDir = "/run"
 	// kdatFile is CRIU's cache path: KDAT_RUNDIR (default /run) at build.
@@ -42,7 +44,7 @@ type kdatSetup int
 
 const (
 	kdatNotNeeded kdatSetup = iota // /run is a tmpfs (CRIU caches itself) or not root
-	kdatReady                      // runcr's cache for this boot and criu is in place
+	kdatReady                      // runcr's cache for this boot and criu is ready
 	kdatMade                       // it was (re)made just now
 )
 
@@ -65,7 +67,8 @@ func ensureKdatCache(criuPath string) (kdatSetup, error) {
 	if key == "" {
 		return kdatNotNeeded, errors.New("no boot id or criu binary to key the cache to")
 	}
-	if kdatInPlace(key) {
+	if kdatReadyFor(key) {
+		dropGlobalKdatMount()
 		return kdatReady, nil
 	}
 	// A failure is not retried on every run (it costs a criu start).
@@ -84,7 +87,7 @@ func ensureKdatCache(criuPath string) (kdatSetup, error) {
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		return kdatNotNeeded, err
 	}
-	if kdatInPlace(key) {
+	if kdatReadyFor(key) {
 		return kdatReady, nil
 	}
 	if err := makeKdatCache(criuPath, key); err != nil {
@@ -103,23 +106,34 @@ func kdatKey(criuPath string) string {
 	return cacheKey(criuPath)
 }
 
-// kdatInPlace reports whether /run/criu.kdat is runcr's bind-mounted cache
-// and was made for key: the key file matches and the cache file is the one
-// on runcr's tmpfs, not the placeholder.
-func kdatInPlace(key string) bool {
+// kdatCacheFile is runcr's cache, for bind-mounting onto kdatFile.
+var kdatCacheFile = filepath.Join(kdatDir, "criu.kdat")
+
+// kdatReadyFor reports whether runcr's tmpfs holds a cache made for key.
+func kdatReadyFor(key string) bool {
 	data, err := os.ReadFile(filepath.Join(kdatDir, "key"))
 	if err != nil || strings.TrimSpace(string(data)) != key {
 		return false
 	}
-	var mounted, ours unix.Stat_t
-	if unix.Stat(kdatFile, &mounted) != nil || unix.Stat(filepath.Join(kdatDir, "criu.kdat"), &ours) != nil {
-		return false
-	}
-	return mounted.Dev == ours.Dev && mounted.Ino == ours.Ino && ours.Size > 0
+	fi, err := os.Stat(kdatCacheFile)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
 }
 
-// makeKdatCache has criu write a fresh cache onto runcr's tmpfs and
-// bind-mounts it onto /run/criu.kdat.
+// dropGlobalKdatMount removes the bind mount of runcr's cache on the host's
+// /run/criu.kdat that runcr versions before the private mount namespace
+// left there for every CRIU on the host.
+func dropGlobalKdatMount() {
+	var mounted, ours unix.Stat_t
+	if unix.Stat(kdatFile, &mounted) != nil || unix.Stat(kdatCacheFile, &ours) != nil {
+		return
+	}
+	if mounted.Dev == ours.Dev && mounted.Ino == ours.Ino {
+		for unix.Unmount(kdatFile, unix.MNT_DETACH) == nil {
+		}
+	}
+}
+
+// makeKdatCache has criu write a fresh cache onto runcr's tmpfs.
 func makeKdatCache(criuPath, key string) error {
 	if err := os.MkdirAll(kdatDir, 0o700); err != nil {
 		return err
@@ -133,6 +147,7 @@ func makeKdatCache(criuPath, key string) error {
 			return fmt.Errorf("mounting a tmpfs on %s: %w", kdatDir, err)
 		}
 	}
+	dropGlobalKdatMount()
 	// Drop the old cache first: the key must never name a cache it wasn't
 	// made for.
 	for _, name := range []string{"key", "criu.kdat", "criu.kdat.tmp"} {
@@ -143,27 +158,48 @@ func makeKdatCache(criuPath, key string) error {
 	if err := runCriuWithRunDir(criuPath, kdatDir); err != nil {
 		return err
 	}
-	cache := filepath.Join(kdatDir, "criu.kdat")
-	if fi, err := os.Stat(cache); err != nil || fi.Size() == 0 {
+	if fi, err := os.Stat(kdatCacheFile); err != nil || fi.Size() == 0 {
 		return fmt.Errorf("criu wrote no kernel feature cache to %s", kdatDir)
 	}
-	// A cache bind-mounted earlier (another criu build) is replaced.
-	for unix.Unmount(kdatFile, unix.MNT_DETACH) == nil {
+	return os.WriteFile(filepath.Join(kdatDir, "key"), []byte(key+"\n"), 0o600)
+}
+
+// showKdatCache makes runcr's cache CRIU's /run/criu.kdat for the calling
+// thread, which the caller has locked and gives up afterwards: the thread
+// gets a mount namespace of its own in which the mount holding /run stops
+// propagating to and from the host's (so that the bind mount stays here),
+// and the cache is bind-mounted, read-only, onto /run/criu.kdat. Every
+// other mount keeps its propagation, so what CRIU mounts and sees is as in
+// the host's namespace.
+func showKdatCache() error {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("unshare mount namespace: %w", err)
 	}
-	// CRIU removes a cache it finds stale; make sure the placeholder
-	// exists to mount on.
-	f, err := os.OpenFile(kdatFile, os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
+	// The innermost mount point holding kdatFile; MS_SLAVE fails with
+	// EINVAL on a path that is not a mount point.
+	for dir := filepath.Dir(kdatFile); ; dir = filepath.Dir(dir) {
+		err := unix.Mount("", dir, "", unix.MS_SLAVE, "")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EINVAL) || dir == "/" {
+			return fmt.Errorf("making %s a slave mount: %w", dir, err)
+		}
+	}
+	// The mount point must exist. An empty file is what CRIU would find
+	// anyway where it can't keep a cache: it calls it stale and probes.
+	if f, err := os.OpenFile(kdatFile, os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+		f.Close()
+	} else {
 		return err
 	}
-	f.Close()
-	if err := unix.Mount(cache, kdatFile, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind-mounting %s on %s: %w", cache, kdatFile, err)
+	if err := unix.Mount(kdatCacheFile, kdatFile, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind-mounting %s on %s: %w", kdatCacheFile, kdatFile, err)
 	}
 	if err := unix.Mount("", kdatFile, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 		logrus.Debugf("kdat cache: can't make %s read-only: %v", kdatFile, err)
 	}
-	return os.WriteFile(filepath.Join(kdatDir, "key"), []byte(key+"\n"), 0o600)
+	return nil
 }
 
 // runCriuWithRunDir runs `criu check` with dir mounted on /run in a mount

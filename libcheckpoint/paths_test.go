@@ -130,13 +130,7 @@ func TestMakePrivateDirRefusesUnsafeDirs(t *testing.T) {
 	}
 	// A link in a directory anyone may write and that isn't sticky: anyone
 	// could have put it there, or swap it.
-	open := filepath.Join(dir, "open")
-	if err := os.Mkdir(open, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(open, 0o777); err != nil {
-		t.Fatal(err)
-	}
+	open := mkdirMode(t, filepath.Join(dir, "open"), 0o777)
 	openLink := filepath.Join(open, "img")
 	if err := os.Symlink(target, openLink); err != nil {
 		t.Fatal(err)
@@ -146,20 +140,8 @@ func TestMakePrivateDirRefusesUnsafeDirs(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "nowhere"), dangling); err != nil {
 		t.Fatal(err)
 	}
-	shared := filepath.Join(dir, "shared")
-	if err := os.Mkdir(shared, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(shared, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	group := filepath.Join(dir, "group")
-	if err := os.Mkdir(group, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(group, 0o770); err != nil {
-		t.Fatal(err)
-	}
+	shared := mkdirMode(t, filepath.Join(dir, "shared"), 0o777)
+	group := mkdirMode(t, filepath.Join(dir, "group"), 0o770)
 	tests := []struct{ name, path, want string }{
 		{"link in a directory others may write", openLink, "writable by others"},
 		{"dangling link", dangling, "leads nowhere"},
@@ -271,13 +253,7 @@ func TestMakePrivateDirAccepts(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	sticky := filepath.Join(dir, "tmp")
-	if err := os.Mkdir(sticky, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(sticky, os.ModeSticky|0o777); err != nil {
-		t.Fatal(err)
-	}
+	sticky := mkdirMode(t, filepath.Join(dir, "tmp"), os.ModeSticky|0o777)
 	stickyLink := filepath.Join(sticky, "img")
 	if err := os.Symlink(real, stickyLink); err != nil {
 		t.Fatal(err)
@@ -312,4 +288,16 @@ func TestParentPathStaysNextToTheImage(t *testing.T) {
 			t.Errorf("--parent-path %q: %v", p, err)
 		}
 	}
+}
+
+// mkdirMode makes the directory path with exactly mode, whatever the umask.
+func mkdirMode(t *testing.T, path string, mode os.FileMode) string {
+	t.Helper()
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -141,11 +141,12 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 	if err != nil {
 		return -1, err
 	}
-	restoreCriu, err := rt.prepareCriu(nil)
+	session, err := rt.prepareCriu(nil)
 	if err != nil {
 		return -1, err
 	}
-	defer restoreCriu()
+	defer session.close()
+	r.criu = session
 
 	container, err := libcontainer.Create(rt.root(), id, config)
 	if errors.Is(err, libcontainer.ErrExist) {

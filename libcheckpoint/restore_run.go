@@ -25,6 +25,8 @@ type restorer struct {
 	stdio     Stdio
 	terminal  bool
 	container *libcontainer.Container
+	// criu starts CRIU with runcr's kernel feature cache.
+	criu *criuSession
 	// afterRestore runs once CRIU is done, whether it succeeded or not.
 	afterRestore []func()
 	hooks        RestoreHooks
@@ -65,7 +67,14 @@ func (r *restorer) run(criuOpts *libcontainer.CriuOpts, log string) (status int,
 		signals = r.catchSignals()
 		defer signal.Stop(signals)
 	}
-	err = r.container.Restore(process, criuOpts)
+	restore := func() error { return r.container.Restore(process, criuOpts) }
+	if config := r.container.Config(); len(config.Hooks) > 0 || r.criu == nil {
+		// libcontainer runs the OCI hooks from the thread that starts
+		// CRIU; they get the host's mount namespace, as under runc.
+		err = restore()
+	} else {
+		err = r.criu.run(restore)
+	}
 	var stats *RestoreStats
 	var statsErr error
 	if err == nil && r.hooks.Restored != nil {

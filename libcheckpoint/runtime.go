@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -62,40 +63,73 @@ func (rt *Runtime) rootlessCgroups() (bool, error) {
 	return false, invalid("rootless", "%q is not true, false or auto", rt.Rootless)
 }
 
+// criuSession is what prepareCriu readied for the CRIU that libcontainer
+// is about to start: changes to the process environment, undone by close,
+// and the kernel feature cache that run shows it.
+type criuSession struct {
+	undo []func()
+	// kdat is set when runcr's kernel feature cache is ready (kdat.go).
+	kdat bool
+}
+
+// close undoes the environment changes, last first.
+func (s *criuSession) close() {
+	for i := len(s.undo) - 1; i >= 0; i-- {
+		s.undo[i]()
+	}
+}
+
+func (s *criuSession) setenv(key, value string) {
+	old, had := os.LookupEnv(key)
+	os.Setenv(key, value)
+	s.undo = append(s.undo, func() {
+		if had {
+			os.Setenv(key, old)
+		} else {
+			os.Unsetenv(key)
+		}
+	})
+}
+
+// run calls start, which makes libcontainer start CRIU (Checkpoint or
+// Restore), on an OS thread of its own that sees runcr's kernel feature
+// cache at /run/criu.kdat (showKdatCache): CRIU inherits the thread's mount
+// namespace. The thread is given up afterwards (the goroutine ends locked).
+// Without a cache, or if the namespace can't be set up, start runs as it
+// would anyway and CRIU probes the kernel.
+func (s *criuSession) run(start func() error) error {
+	if !s.kdat {
+		return start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := showKdatCache(); err != nil {
+			logrus.Debugf("CRIU will probe the kernel: no kernel feature cache for it: %v", err)
+		}
+		errc <- start()
+	}()
+	return <-errc
+}
+
 // prepareCriu readies the process environment that libcontainer hands to
 // every CRIU it starts, and CRIU's start-up: it always runs "criu" from
 // PATH, so a --criu binary is put first on PATH; where this host's hardware
 // breakpoints don't fire, CRIU is told not to use them (see
 // breakpoints_amd64.go) unless the caller already chose with CRIU_FAULT;
-// where /run is not a tmpfs, CRIU's kernel feature cache is provided (see
-// kdat.go). For a container about to be checkpointed (c not nil), CRIU is
-// told to lock its network with nftables where that works, and libcontainer
-// is told CRIU's version. The returned function undoes the environment.
-func (rt *Runtime) prepareCriu(c *libcontainer.Container) (func(), error) {
-	var undo []func()
-	restore := func() {
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i]()
-		}
-	}
-	setenv := func(key, value string) {
-		old, had := os.LookupEnv(key)
-		os.Setenv(key, value)
-		undo = append(undo, func() {
-			if had {
-				os.Setenv(key, old)
-			} else {
-				os.Unsetenv(key)
-			}
-		})
-	}
+// where /run is not a tmpfs, CRIU's kernel feature cache is readied for
+// criuSession.run (see kdat.go). For a container about to be checkpointed
+// (c not nil), CRIU is told to lock its network with nftables where that
+// works, and libcontainer is told CRIU's version.
+func (rt *Runtime) prepareCriu(c *libcontainer.Container) (*criuSession, error) {
+	s := &criuSession{}
 	if rt.CriuPath != "" {
 		dir, cleanup, err := criuDir(rt.CriuPath)
 		if err != nil {
 			return nil, err
 		}
-		undo = append(undo, cleanup)
-		setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+		s.undo = append(s.undo, cleanup)
+		s.setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	}
 	if _, set := os.LookupEnv("CRIU_FAULT"); !set {
 		works, err := cachedBreakpointsWork()
@@ -103,21 +137,25 @@ func (rt *Runtime) prepareCriu(c *libcontainer.Container) (func(), error) {
 			logrus.Debugf("hardware breakpoint probe failed, assuming they work: %v", err)
 		} else if !works {
 			logrus.Debug("hardware breakpoints don't fire on this host; CRIU will stop tasks by syscall tracing")
-			setenv("CRIU_FAULT", criuNoBreakpoints)
+			s.setenv("CRIU_FAULT", criuNoBreakpoints)
 		}
 	}
 	criuPath, err := exec.LookPath("criu")
 	if err != nil {
 		// libcontainer reports the missing criu in its own words.
-		return restore, nil
+		return s, nil
 	}
-	if how, err := ensureKdatCache(criuPath); err != nil {
+	switch how, err := ensureKdatCache(criuPath); {
+	case err != nil:
 		logrus.Debugf("no CRIU kernel feature cache, CRIU will probe the kernel itself: %v", err)
-	} else if how == kdatMade {
-		logrus.Debugf("CRIU kernel feature cache made for this boot: %s", kdatFile)
+	case how == kdatMade:
+		logrus.Debugf("CRIU kernel feature cache made for this boot: %s", kdatCacheFile)
+		s.kdat = true
+	case how == kdatReady:
+		s.kdat = true
 	}
 	if c == nil {
-		return restore, nil
+		return s, nil
 	}
 	config := c.Config()
 	if needsNetworkLock(&config) && !networkLockConfigured() {
@@ -126,11 +164,11 @@ func (rt *Runtime) prepareCriu(c *libcontainer.Container) (func(), error) {
 		} else if conf, err := nftablesConfig(); err != nil {
 			logrus.Debugf("CRIU will lock the network with iptables: %v", err)
 		} else {
-			setenv("CRIU_CONFIG_FILE", conf)
+			s.setenv("CRIU_CONFIG_FILE", conf)
 		}
 	}
 	tellCriuVersion(c)
-	return restore, nil
+	return s, nil
 }
 
 // criuVersionCache remembers CRIU's version per criu binary and boot.

@@ -78,17 +78,21 @@ func describeMachine(cfg *config) machine {
 	if real, err := filepath.EvalSymlinks(cfg.criu); err == nil {
 		m.Criu = real
 	}
-	_, err := os.Stat("/run/criu.kdat")
-	m.CriuKdatCached = err == nil
-	// runcr's cache is a bind mount (see libcheckpoint/kdat.go); runc's
-	// CRIU loads it as well, so both runtimes start CRIU from it.
+	// Where /run is a tmpfs CRIU keeps /run/criu.kdat itself, for both
+	// runtimes. Elsewhere runcr shows its own cache (see
+	// libcheckpoint/kdat.go) only to the CRIU it starts; runc's CRIU probes
+	// the kernel at every start, as on a host without runcr.
+	var st unix.Statfs_t
+	runTmpfs := unix.Statfs("/run", &st) == nil && st.Type == unix.TMPFS_MAGIC
+	cache, err := os.Stat("/run/runcr/kdat/criu.kdat")
+	m.CriuKdatCached = runTmpfs || (err == nil && cache.Size() > 0)
 	switch {
-	case !m.CriuKdatCached:
-		m.CriuKdatOwner = "none"
-	case isMountpoint("/run/criu.kdat"):
-		m.CriuKdatOwner = "runcr (bind mount from its tmpfs; used by every CRIU on the host, runc's included)"
+	case runTmpfs:
+		m.CriuKdatOwner = "criu (/run is a tmpfs; both runtimes' CRIU load it)"
+	case m.CriuKdatCached:
+		m.CriuKdatOwner = "runcr (for the CRIU runcr starts only; runc's CRIU probes the kernel each time)"
 	default:
-		m.CriuKdatOwner = "criu"
+		m.CriuKdatOwner = "none"
 	}
 	m.TmpfsWriteGBps = tmpfsWrite(cfg.workdir)
 	m.AnonFaultUs = anonFault()
@@ -335,18 +339,4 @@ func median(xs []float64) float64 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
-}
-
-// isMountpoint reports whether path is a mount point in this namespace.
-func isMountpoint(path string) bool {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && f[4] == path {
-			return true
-		}
-	}
-	return false
 }

@@ -72,6 +72,27 @@ load helpers
 	expect_progress "$CT" "$COUNTER" "$token"
 }
 
+@test "checkpoint of a busy container: runcr freezes it for CRIU, which seizes it at once, and --leave-running thaws it" {
+	requires runcr
+	# Busy on a CPU, the container often isn't frozen the moment CRIU asks,
+	# and CRIU then sleeps 100 ms before asking again.
+	use_counter_workload 'while :; do :; done & '
+	start_workload
+	local token=$TOKEN i first
+	for i in 1 2 3 4 5; do
+		runcr checkpoint --leave-running --image-path "./image$i" "$CT"
+		[ "$status" -eq 0 ]
+		# CRIU found it frozen already and never waited for the freezer.
+		first=$(grep -m1 -o 'freezer.state=[A-Z]*' "./image$i/dump.log")
+		[ "$first" = freezer.state=FROZEN ] || fail "CRIU found the container ${first#*=}, not frozen by runcr"
+		! grep -q 'freezing processes: [0-9]* attempts done' "./image$i/dump.log" || fail "CRIU waited for the freezer"
+		# Running and thawed again, and carrying on.
+		expect_state "$CT" running
+		read_state
+		expect_progress "$CT" "$COUNTER" "$token"
+	done
+}
+
 @test "checkpoint/restore --work-path: dump.log and restore.log land there, not in the image" {
 	use_counter_workload
 	start_workload

@@ -202,6 +202,11 @@ expect_no_complete_manifest() {
 	interrupt_dump group TERM
 }
 
+@test "SIGKILL to runcr's process group (runcr and CRIU at once) in the middle of a dump leaves the container running and thawed" {
+	use_big_workload
+	interrupt_dump group KILL
+}
+
 @test "two checkpoints of one container at once: the second fails at once as busy, the first succeeds" {
 	use_big_workload
 	local img=$ROOT/image1 rpid
