@@ -124,6 +124,10 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointR
 		logrus.Warnf("checkpoint of container %q: %v after CRIU finished the dump; keeping it", id, err)
 	}
 	copyStats(criuOpts, "stats-dump")
+	if frozen != nil {
+		// Restored, the container must run, as it did before runcr froze it.
+		warnIf(recordThawed(res.ImagePath), "container %q will be restored frozen from %s (resume it then)", id, res.ImagePath)
+	}
 	manifest.State = ManifestComplete
 	manifest.Completed = time.Now().UTC()
 	manifest.Versions.CRIU = criuVersionFromLog(res.LogPath)

@@ -2,15 +2,20 @@ package libcheckpoint
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 
+	"github.com/checkpoint-restore/go-criu/v7/crit"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/cgroup"
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
 )
 
 // CRIU freezes a container by writing FROZEN to its freezer and reading the
@@ -134,4 +139,77 @@ func (f *preFreeze) release() {
 	if err := f.guard.Wait(); err != nil {
 		logrus.Debugf("thaw guard: %v", err)
 	}
+}
+
+// recordThawed rewrites the freezer state in dir's cgroup.img to THAWED.
+// CRIU records the state it found the container in, FROZEN when runcr froze
+// it, and a restore that applies the state (one that makes the freezer
+// cgroup itself, with another id or cgroup path, or Podman's after a
+// --leave-running checkpoint) would bring the container back frozen.
+// Images without cgroup.img (--manage-cgroups-mode ignore) or without a
+// freezer state (cgroup v2) are left as they are.
+func recordThawed(dir string) (err error) {
+	path := filepath.Join(dir, "cgroup.img")
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := checkFraming(f, "CGROUP"); err != nil {
+		return badImage(dir, "cgroup.img", "%v", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = badImage(dir, "cgroup.img", "cannot be decoded (crit: %v)", r)
+		}
+	}()
+	img, err := crit.New(f, nil, "", false, false).Decode(&cgroup.CgroupEntry{})
+	if err != nil {
+		return badImage(dir, "cgroup.img", "cannot be decoded: %v", err)
+	}
+	changed := 0
+	var thaw func(dirs []*cgroup.CgroupDirEntry)
+	thaw = func(dirs []*cgroup.CgroupDirEntry) {
+		for _, d := range dirs {
+			for _, p := range d.GetProperties() {
+				if p.GetName() == "freezer.state" && p.GetValue() != string(cgroups.Thawed) {
+					p.Value = proto.String(string(cgroups.Thawed))
+					changed++
+				}
+			}
+			thaw(d.GetChildren())
+		}
+	}
+	for _, e := range img.Entries {
+		if entry, ok := e.Message.(*cgroup.CgroupEntry); ok {
+			for _, c := range entry.GetControllers() {
+				thaw(c.GetDirs())
+			}
+		}
+	}
+	if changed == 0 {
+		return nil
+	}
+	tmp, err := os.CreateTemp(dir, ".cgroup.img.")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := crit.New(nil, tmp, "", false, false).Encode(img); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }

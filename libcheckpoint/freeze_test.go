@@ -1,6 +1,7 @@
 package libcheckpoint
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/cgroup"
+	"google.golang.org/protobuf/proto"
 )
 
 // The thaw guard leaves the freezer alone when runcr says ok, and thaws it
@@ -85,4 +89,61 @@ func waitIgnoring(t *testing.T, pid int, sigs ...syscall.Signal) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatalf("process %d never ignored %v", pid, sigs)
+}
+
+// CRIU records the freezer state it found; for a container runcr froze,
+// the image is made to say THAWED, and nothing else in it changes.
+func TestRecordThawed(t *testing.T) {
+	dir := t.TempDir()
+	prop := func(name, value string) *cgroup.CgroupPropEntry {
+		return &cgroup.CgroupPropEntry{Name: proto.String(name), Value: proto.String(value)}
+	}
+	entry := &cgroup.CgroupEntry{
+		Sets: []*cgroup.CgSetEntry{{Id: u32(1)}},
+		Controllers: []*cgroup.CgControllerEntry{
+			{Cnames: []string{"cpu", "cpuacct"}, Dirs: []*cgroup.CgroupDirEntry{{
+				DirName: proto.String("ct"), Properties: []*cgroup.CgroupPropEntry{prop("cpu.shares", "1024")},
+			}}},
+			{Cnames: []string{"freezer"}, Dirs: []*cgroup.CgroupDirEntry{{
+				DirName:    proto.String("ct"),
+				Properties: []*cgroup.CgroupPropEntry{prop("freezer.state", "FROZEN"), prop("notify_on_release", "0")},
+				Children: []*cgroup.CgroupDirEntry{{
+					DirName: proto.String("nested"), Properties: []*cgroup.CgroupPropEntry{prop("freezer.state", "FROZEN")},
+				}},
+			}}},
+		},
+	}
+	writeImage(t, dir, "cgroup.img", "CGROUP", entry)
+	if err := recordThawed(dir); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := decodeImage(dir, "cgroup.img", "CGROUP", &cgroup.CgroupEntry{})
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("decoding the rewritten image: %v (%d entries)", err, len(msgs))
+	}
+	want := proto.Clone(entry).(*cgroup.CgroupEntry)
+	freezer := want.Controllers[1].Dirs[0]
+	freezer.Properties[0].Value = proto.String("THAWED")
+	freezer.Children[0].Properties[0].Value = proto.String("THAWED")
+	if !proto.Equal(msgs[0], want) {
+		t.Errorf("rewritten cgroup.img:\n%v\nwant:\n%v", msgs[0], want)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "cgroup.img")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("cgroup.img: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("left behind: %v", entries)
+	}
+
+	// Nothing to do without the image; a damaged one is an error.
+	if err := recordThawed(t.TempDir()); err != nil {
+		t.Errorf("no cgroup.img: %v", err)
+	}
+	bad := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bad, "cgroup.img"), []byte("garbage!"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := recordThawed(bad); !errors.Is(err, ErrBadImage) {
+		t.Errorf("damaged cgroup.img: %v, want ErrBadImage", err)
+	}
 }

@@ -226,6 +226,29 @@ load helpers
 	expect_progress "$new" "$COUNTER" "$token"
 }
 
+@test "a checkpoint records the container thawed, though runcr froze it for CRIU: restored with --manage-cgroups-mode full it runs" {
+	requires runcr
+	use_counter_workload
+	start_workload
+	local token=$TOKEN
+	runcr checkpoint --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	read_state_file
+	# full makes CRIU apply the cgroup properties it recorded, the freezer
+	# state included, to the cgroups libcontainer made for the restore. A
+	# FROZEN one would freeze the restore itself, CRIU included: a hang.
+	local RUNCR_TEST_TIMEOUT=30
+	if ! runcr_with_pipes restore -d --manage-cgroups-mode full --image-path ./image "$CT"; then
+		local f
+		for f in /sys/fs/cgroup/freezer/"$CT"/freezer.state; do
+			[ -e "$f" ] && echo THAWED >"$f"
+		done
+		fail "the restore with --manage-cgroups-mode full failed or hung"
+	fi
+	expect_state "$CT" running
+	expect_progress "$CT" "$COUNTER" "$token"
+}
+
 @test "checkpoint/restore --manage-cgroups-mode with an unknown mode are refused" {
 	use_counter_workload
 	start_workload
