@@ -143,58 +143,28 @@ func (f *preFreeze) release() {
 
 // recordThawed rewrites the freezer state in dir's cgroup.img to THAWED.
 // CRIU records the state it found the container in, FROZEN when runcr froze
-// it, and a restore that applies the state (one that makes the freezer
-// cgroup itself, with another id or cgroup path, or Podman's after a
-// --leave-running checkpoint) would bring the container back frozen.
-// Images without cgroup.img (--manage-cgroups-mode ignore) or without a
-// freezer state (cgroup v2) are left as they are.
-func recordThawed(dir string) (err error) {
-	path := filepath.Join(dir, "cgroup.img")
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	} else if err != nil {
+// it, and a restore that applies the state (one that sets cgroup
+// properties: --manage-cgroups-mode full, or Podman's after a
+// --leave-running checkpoint) would bring the container back frozen, or
+// hang (see checkFrozenRestore). Images without cgroup.img
+// (--manage-cgroups-mode ignore) or without a freezer state (cgroup v2)
+// are left as they are.
+func recordThawed(dir string) error {
+	img, err := decodeCgroupImage(dir)
+	if err != nil || img == nil {
 		return err
-	}
-	defer f.Close()
-	if err := checkFraming(f, "CGROUP"); err != nil {
-		return badImage(dir, "cgroup.img", "%v", err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = badImage(dir, "cgroup.img", "cannot be decoded (crit: %v)", r)
-		}
-	}()
-	img, err := crit.New(f, nil, "", false, false).Decode(&cgroup.CgroupEntry{})
-	if err != nil {
-		return badImage(dir, "cgroup.img", "cannot be decoded: %v", err)
 	}
 	changed := 0
-	var thaw func(dirs []*cgroup.CgroupDirEntry)
-	thaw = func(dirs []*cgroup.CgroupDirEntry) {
-		for _, d := range dirs {
-			for _, p := range d.GetProperties() {
-				if p.GetName() == "freezer.state" && p.GetValue() != string(cgroups.Thawed) {
-					p.Value = proto.String(string(cgroups.Thawed))
-					changed++
-				}
-			}
-			thaw(d.GetChildren())
-		}
-	}
-	for _, e := range img.Entries {
-		if entry, ok := e.Message.(*cgroup.CgroupEntry); ok {
-			for _, c := range entry.GetControllers() {
-				thaw(c.GetDirs())
-			}
+	for _, p := range freezerStates(img) {
+		if p.GetValue() != string(cgroups.Thawed) {
+			p.Value = proto.String(string(cgroups.Thawed))
+			changed++
 		}
 	}
 	if changed == 0 {
 		return nil
 	}
+	path := filepath.Join(dir, "cgroup.img")
 	tmp, err := os.CreateTemp(dir, ".cgroup.img.")
 	if err != nil {
 		return err
@@ -212,4 +182,77 @@ func recordThawed(dir string) (err error) {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// checkFrozenRestore refuses --manage-cgroups-mode full or strict for
+// images that record the container frozen (it was paused when checkpointed,
+// by runc, or by runcr before it rewrote the state): CRIU then writes
+// FROZEN into the cgroup its own restorer has joined and hangs for good,
+// with runc as with runcr.
+func checkFrozenRestore(dir, mode string) error {
+	if mode != "full" && mode != "strict" {
+		return nil
+	}
+	img, err := decodeCgroupImage(dir)
+	if err != nil || img == nil {
+		return err
+	}
+	for _, p := range freezerStates(img) {
+		if p.GetValue() == string(cgroups.Frozen) {
+			return fmt.Errorf("%w: --manage-cgroups-mode %s: the images in %s record the container frozen (it was paused when checkpointed), and CRIU, restoring that state, would freeze its own restore and hang; restore with --manage-cgroups-mode soft (the default) and resume the container after", ErrUnsupported, mode, dir)
+		}
+	}
+	return nil
+}
+
+// decodeCgroupImage decodes dir's cgroup.img, or returns nil if there is
+// none.
+func decodeCgroupImage(dir string) (_ *crit.CriuImage, err error) {
+	f, err := os.Open(filepath.Join(dir, "cgroup.img"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := checkFraming(f, "CGROUP"); err != nil {
+		return nil, badImage(dir, "cgroup.img", "%v", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = badImage(dir, "cgroup.img", "cannot be decoded (crit: %v)", r)
+		}
+	}()
+	img, err := crit.New(f, nil, "", false, false).Decode(&cgroup.CgroupEntry{})
+	if err != nil {
+		return nil, badImage(dir, "cgroup.img", "cannot be decoded: %v", err)
+	}
+	return img, nil
+}
+
+// freezerStates are the freezer.state properties of every cgroup in img.
+func freezerStates(img *crit.CriuImage) []*cgroup.CgroupPropEntry {
+	var props []*cgroup.CgroupPropEntry
+	var walk func(dirs []*cgroup.CgroupDirEntry)
+	walk = func(dirs []*cgroup.CgroupDirEntry) {
+		for _, d := range dirs {
+			for _, p := range d.GetProperties() {
+				if p.GetName() == "freezer.state" {
+					props = append(props, p)
+				}
+			}
+			walk(d.GetChildren())
+		}
+	}
+	for _, e := range img.Entries {
+		if entry, ok := e.Message.(*cgroup.CgroupEntry); ok {
+			for _, c := range entry.GetControllers() {
+				walk(c.GetDirs())
+			}
+		}
+	}
+	return props
 }

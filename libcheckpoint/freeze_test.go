@@ -147,3 +147,32 @@ func TestRecordThawed(t *testing.T) {
 		t.Errorf("damaged cgroup.img: %v, want ErrBadImage", err)
 	}
 }
+
+// Restoring images that record a frozen container with a mode that applies
+// cgroup properties would hang CRIU: refused, naming the flag.
+func TestCheckFrozenRestore(t *testing.T) {
+	state := func(v string) *cgroup.CgroupEntry {
+		return &cgroup.CgroupEntry{Controllers: []*cgroup.CgControllerEntry{{
+			Cnames: []string{"freezer"},
+			Dirs: []*cgroup.CgroupDirEntry{{DirName: proto.String("ct"), Properties: []*cgroup.CgroupPropEntry{
+				{Name: proto.String("freezer.state"), Value: proto.String(v)},
+			}}},
+		}}}
+	}
+	frozen, thawed, none := t.TempDir(), t.TempDir(), t.TempDir()
+	writeImage(t, frozen, "cgroup.img", "CGROUP", state("FROZEN"))
+	writeImage(t, thawed, "cgroup.img", "CGROUP", state("THAWED"))
+	for _, tc := range []struct {
+		dir, mode string
+		refused   bool
+	}{
+		{frozen, "full", true}, {frozen, "strict", true},
+		{frozen, "", false}, {frozen, "soft", false}, {frozen, "ignore", false},
+		{thawed, "full", false}, {none, "full", false},
+	} {
+		err := checkFrozenRestore(tc.dir, tc.mode)
+		if tc.refused != (err != nil) || tc.refused && (!errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "--manage-cgroups-mode "+tc.mode)) {
+			t.Errorf("%s, mode %q: %v (refusal wanted: %v)", tc.dir, tc.mode, err, tc.refused)
+		}
+	}
+}

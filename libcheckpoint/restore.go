@@ -267,6 +267,9 @@ func prepareRestorePaths(opts *RestoreOptions, c *libcontainer.CriuOpts) error {
 	if err := checkPagesComplete(c.ImagesDirectory); err != nil {
 		return err
 	}
+	if err := checkFrozenRestore(c.ImagesDirectory, opts.ManageCgroupsMode); err != nil {
+		return err
+	}
 	if opts.ParentPath != "" {
 		if err := linkParent(c.ImagesDirectory, opts.ParentPath); err != nil {
 			return err

@@ -249,6 +249,30 @@ load helpers
 	expect_progress "$CT" "$COUNTER" "$token"
 }
 
+@test "restore --manage-cgroups-mode full of a container checkpointed paused is refused (CRIU would hang); the default mode restores it" {
+	requires runcr
+	use_counter_workload
+	start_workload
+	local token=$TOKEN
+	runcr pause "$CT"
+	[ "$status" -eq 0 ]
+	runcr checkpoint --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	read_state_file
+	local RUNCR_TEST_TIMEOUT=30
+	runcr_with_pipes restore -d --manage-cgroups-mode full --image-path ./image "$CT" && fail "restore with full mode was not refused"
+	grep -q -- '--manage-cgroups-mode full: the images in .* record the container frozen' "$CT_OUT" || fail "unclear refusal: $(tail -3 "$CT_OUT")"
+	expect_state "$CT" gone
+	runcr_with_pipes restore -d --image-path ./image "$CT" || fail "restore failed"
+	# Dumped paused, it may come back paused, as with runc.
+	runcr state "$CT"
+	if [ "$(jq -r .status <<<"$output")" = paused ]; then
+		runcr resume "$CT"
+	fi
+	expect_state "$CT" running
+	expect_progress "$CT" "$COUNTER" "$token"
+}
+
 @test "checkpoint/restore --manage-cgroups-mode with an unknown mode are refused" {
 	use_counter_workload
 	start_workload
