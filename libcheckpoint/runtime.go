@@ -94,9 +94,11 @@ func (s *criuSession) setenv(key, value string) {
 // run calls start, which makes libcontainer start CRIU (Checkpoint or
 // Restore), on an OS thread of its own that sees runcr's kernel feature
 // cache at /run/criu.kdat (showKdatCache): CRIU inherits the thread's mount
-// namespace. The thread is given up afterwards (the goroutine ends locked).
-// Without a cache, or if the namespace can't be set up, start runs as it
-// would anyway and CRIU probes the kernel.
+// namespace. The thread then stays, parked, until runcr exits: a restored
+// container's init is its child (CRIU restores it as CRIU's sibling), and
+// a parent-death signal the init had set is sent when that thread ends, as
+// it would be when runc ends. Without a cache, or if the namespace can't be
+// set up, start runs as it would anyway and CRIU probes the kernel.
 func (s *criuSession) run(start func() error) error {
 	if !s.kdat {
 		return start()
@@ -108,6 +110,7 @@ func (s *criuSession) run(start func() error) error {
 			logrus.Debugf("CRIU will probe the kernel: no kernel feature cache for it: %v", err)
 		}
 		errc <- start()
+		select {} // keep the thread (see above)
 	}()
 	return <-errc
 }

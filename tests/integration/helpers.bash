@@ -659,11 +659,12 @@ netns_inode() {
 # Builds a Go test helper (package $2) into $1 once, statically.
 go_build_once() {
 	local out=$1 pkg=$2 lock rc=0 dir=${GO_BUILD_DIR:-$REPO_ROOT}
-	[ -x "$out" ] && return 0
+	# Built already, from sources no newer than the binary.
+	[ -x "$out" ] && [ -z "$(find "$dir/$pkg" -maxdepth 1 -name '*.go' -newer "$out" 2>/dev/null)" ] && return 0
 	mkdir -p "$(dirname "$out")"
 	exec {lock}>"$out.lock"
 	flock "$lock"
-	if [ ! -x "$out" ]; then
+	if [ ! -x "$out" ] || [ -n "$(find "$dir/$pkg" -maxdepth 1 -name '*.go' -newer "$out" 2>/dev/null)" ]; then
 		# shellcheck disable=SC2086 # GO_BUILD_ENV is a list of VAR=value words
 		(cd "$dir" && env ${GO_BUILD_ENV:-} CGO_ENABLED=0 PATH=$PATH:/usr/local/go/bin go build -o "$out" "$pkg") \
 			>>"$TEST_LOG" 2>&1 || rc=$?

@@ -149,3 +149,35 @@ fd_count_above() {
 	n=$(tail -1 "$1" 2>/dev/null)
 	[ -n "$n" ] && [ "$n" -gt "$2" ]
 }
+
+@test "restore in the foreground: an init that set a parent-death signal runs on while restore waits, as under runc" {
+	local memhog=$BUILD_DIR/memhog
+	go_build_once "$memhog" ./tests/bench/memhog || fail "building tests/bench/memhog failed (see $TEST_LOG)"
+	cp "$memhog" "$BUNDLE/rootfs/memhog"
+	# SIGKILL when its parent thread dies (tini -p does this); CRIU
+	# restores the setting, and the restored init's parent is the thread
+	# of runcr that started CRIU.
+	set_args /memhog -mib 16 -seed 3 -state /tmp/hog -pdeathsig 9
+	run_detached
+	wait_for 100 0.1 test -s "$BUNDLE/rootfs/tmp/hog" || fail "memhog never got ready"
+	local token
+	token=$(tr ' ' '\n' <"$BUNDLE/rootfs/tmp/hog" | sed -n 's/^token=//p')
+	runcr checkpoint --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	setup_pipes
+	(
+		rc=0
+		__runcr restore --image-path ./image "$CT" <&"$STDIN_R" >&"$STDOUT_W" 2>&"$STDOUT_W" 3>&- || rc=$?
+		echo "$rc" >"$ROOT/restore.rc"
+	) &
+	wait_for 100 0.1 __runcr exec "$CT" true || fail "the restored container never ran"
+	# Well after CRIU is done, the init runs, and restore still waits.
+	sleep 1
+	expect_state "$CT" running
+	[ ! -e "$ROOT/restore.rc" ] || fail "restore returned $(cat "$ROOT/restore.rc"): the init was killed"
+	kill -USR1 "$(container_pid "$CT")"
+	wait_for 100 0.1 grep -q 'check=1 ' "$BUNDLE/rootfs/tmp/hog" || fail "memhog did not re-check its memory"
+	grep -q "token=$token .*result=OK" "$BUNDLE/rootfs/tmp/hog" || fail "not the same memhog, or its memory changed: $(cat "$BUNDLE/rootfs/tmp/hog")"
+	runcr kill "$CT" KILL
+	wait_for 100 0.1 test -s "$ROOT/restore.rc" || fail "restore did not return after the container was killed"
+}

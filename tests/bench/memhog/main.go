@@ -5,7 +5,11 @@
 // restored process still holds exactly what it held before, so the bench
 // asks for a check after every restore.
 //
-// Usage: memhog -mib N -seed S -state /path/in/container
+// Usage: memhog -mib N -seed S -state /path/in/container [-pdeathsig SIG]
+//
+// -pdeathsig asks the kernel for signal SIG (a number) when the parent
+// thread dies (prctl PR_SET_PDEATHSIG), as some inits (tini -p) do; CRIU
+// restores the setting.
 //
 // The state file is rewritten atomically (temporary file, rename) as one
 // line of space-separated key=value pairs:
@@ -37,7 +41,13 @@ func main() {
 	mib := flag.Int("mib", 16, "MiB of memory to hold")
 	seed := flag.Uint64("seed", 1, "seed of the memory pattern")
 	state := flag.String("state", "/bench-state", "state file to write")
+	pdeathsig := flag.Int("pdeathsig", 0, "signal to get when the parent thread dies (0: none)")
 	flag.Parse()
+	if *pdeathsig != 0 {
+		if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(*pdeathsig), 0); errno != 0 {
+			fatalf("prctl PR_SET_PDEATHSIG: %v", errno)
+		}
+	}
 	if *mib <= 0 {
 		fatalf("-mib must be positive")
 	}
