@@ -21,8 +21,8 @@ import (
 // CRIU freezes a container by writing FROZEN to its freezer and reading the
 // state back at once; if the kernel still says FREEZING (a task was on a
 // CPU, as in any busy container), CRIU sleeps 100 ms before it looks again.
-// That sleep is most of a small checkpoint's cost whenever it happens (4 in
-// 10 dumps of a busy shell loop here). A container CRIU finds frozen
+// That sleep is most of a small checkpoint's cost whenever it happens (2
+// and 3 in 6 dumps of busy shell loops here). A container CRIU finds frozen
 // already is seized at once, so runcr freezes it first with libcontainer's
 // Pause, which polls the freezer without sleeping.
 //
