@@ -62,13 +62,7 @@ load helpers
 	runcr delete -f "$CT"
 	[ "$status" -eq 0 ]
 	expect_state "$CT" gone
-	runcr_with_pipes restore -d --image-path ./image2 "$CT" || fail "restore failed"
-	# Dumped paused, it may come back paused, as with runc.
-	runcr state "$CT"
-	if [ "$(jq -r .status <<<"$output")" = paused ]; then
-		runcr resume "$CT"
-	fi
-	expect_state "$CT" running
+	restore_detached_any "$CT" --image-path ./image2
 	expect_progress "$CT" "$COUNTER" "$token"
 }
 
@@ -263,13 +257,7 @@ load helpers
 	runcr_with_pipes restore -d --manage-cgroups-mode full --image-path ./image "$CT" && fail "restore with full mode was not refused"
 	grep -q -- '--manage-cgroups-mode full: the images in .* record the container frozen' "$CT_OUT" || fail "unclear refusal: $(tail -3 "$CT_OUT")"
 	expect_state "$CT" gone
-	runcr_with_pipes restore -d --image-path ./image "$CT" || fail "restore failed"
-	# Dumped paused, it may come back paused, as with runc.
-	runcr state "$CT"
-	if [ "$(jq -r .status <<<"$output")" = paused ]; then
-		runcr resume "$CT"
-	fi
-	expect_state "$CT" running
+	restore_detached_any "$CT" --image-path ./image
 	expect_progress "$CT" "$COUNTER" "$token"
 }
 

@@ -497,6 +497,19 @@ restore_detached() {
 	expect_state "$id" running
 }
 
+# restore_detached_any ID ARGS: restores detached; a container dumped while
+# paused may come back paused, as with runc, and is resumed then.
+restore_detached_any() {
+	local id=$1
+	shift
+	runcr_with_pipes restore -d "$@" "$id" || fail "runcr restore -d $id failed"
+	runcr state "$id"
+	if [ "$(jq -r .status <<<"$output")" = paused ]; then
+		runcr resume "$id"
+	fi
+	expect_state "$id" running
+}
+
 # ---------------------------------------------------------------- workloads
 
 # A shell loop keeping a counter and a random token in its memory. Every

@@ -22,18 +22,6 @@ number_above() {
 	[ -n "$n" ] && [ "$n" -gt "$2" ]
 }
 
-# Restores detached; a container dumped while paused may come back paused.
-restore_detached_any() {
-	local id=$1
-	shift
-	runcr_with_pipes restore -d "$@" "$id" || fail "runcr restore -d $id failed"
-	runcr state "$id"
-	if [ "$(jq -r .status <<<"$output")" = paused ]; then
-		runcr resume "$id"
-	fi
-	expect_state "$id" running
-}
-
 @test "checkpoint/restore --ext-unix-sk: a datagram connection to a socket outside the container survives" {
 	requires netns host_cmd socat
 	install_host_binary socat
