@@ -113,7 +113,7 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointR
 	frozen.shareWithCriu()
 	if err := session.run(func() error { return container.Checkpoint(criuOpts) }); err != nil {
 		if !guard.postDump() || !dumpFinished(res.LogPath) {
-			thawAfterFailure(container, status == libcontainer.Paused)
+			thawUnlessPaused(container, status == libcontainer.Paused)
 			os.Remove(filepath.Join(res.ImagePath, ManifestFile))
 			if ierr := guard.interrupted(id); ierr != nil {
 				return nil, ierr
@@ -139,14 +139,14 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointR
 	if err := writeManifest(res.ImagePath, manifest); err != nil {
 		// The dump is good, but without a complete manifest restore would
 		// refuse it: keep the container rather than destroy it.
-		thawAfterFailure(container, status == libcontainer.Paused)
+		thawUnlessPaused(container, status == libcontainer.Paused)
 		return nil, fmt.Errorf("container %q was dumped but %w; the container was left running", id, err)
 	}
 	res.Manifest = manifest
 	if opts.LeaveRunning || opts.PreDump {
-		// CRIU refroze what it found frozen; if this fails, the thaw
+		// CRIU refroze what it found frozen; if thawing fails, the thaw
 		// guard has a go when released.
-		warnIf(frozen.thaw(), "thawing container %q after the checkpoint", id)
+		thawUnlessPaused(container, status == libcontainer.Paused)
 	} else {
 		// CRIU has killed the processes; drop the state and cgroups.
 		if err := container.Destroy(); err != nil {
@@ -219,15 +219,17 @@ func (rt *Runtime) newManifest(c *libcontainer.Container, opts CheckpointOptions
 	return m
 }
 
-// thawAfterFailure makes sure a failed dump leaves a container that was
-// running thawed: CRIU thaws it itself when it fails, but not when it is
-// killed or crashes with the container's freezer cgroup frozen.
-func thawAfterFailure(c *libcontainer.Container, wasPaused bool) {
+// thawUnlessPaused makes sure a container that was running before the
+// checkpoint is thawed after it: CRIU leaves frozen what runcr froze for it
+// (freeze.go) after a dump that kept it running or failed, and one that is
+// killed or crashes leaves the freezer cgroup frozen. A container its owner
+// had paused (wasPaused) stays paused.
+func thawUnlessPaused(c *libcontainer.Container, wasPaused bool) {
 	if wasPaused {
 		return
 	}
 	if st, err := c.Status(); err == nil && st == libcontainer.Paused {
-		warnIf(c.Resume(), "thawing container %q after the failed checkpoint", c.ID())
+		warnIf(c.Resume(), "thawing container %q after the checkpoint", c.ID())
 	}
 }
 

@@ -3,7 +3,6 @@ package libcheckpoint
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,18 +110,6 @@ func (f *preFreeze) shareWithCriu() {
 	}
 }
 
-// thaw resumes the container runcr froze, which CRIU leaves frozen after a
-// dump that kept it running (--leave-running, --pre-dump).
-func (f *preFreeze) thaw() error {
-	if f == nil {
-		return nil
-	}
-	if st, err := f.container.Status(); err != nil || st != libcontainer.Paused {
-		return err
-	}
-	return f.container.Resume()
-}
-
 // release tells the guard that runcr has seen to the container, and reaps
 // it. If the container is still frozen (thawing it failed), the guard is
 // not told, and thaws it as it would after runcr's death.
@@ -165,23 +152,10 @@ func recordThawed(dir string) error {
 		return nil
 	}
 	path := filepath.Join(dir, "cgroup.img")
-	tmp, err := os.CreateTemp(dir, ".cgroup.img.")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := crit.New(nil, tmp, "", false, false).Encode(img); err != nil {
-		tmp.Close()
+	if err := replaceFile(path, func(f *os.File) error { return crit.New(nil, f, "", false, false).Encode(img) }); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return nil
 }
 
 // checkFrozenRestore refuses --manage-cgroups-mode full or strict for
@@ -207,30 +181,12 @@ func checkFrozenRestore(dir, mode string) error {
 
 // decodeCgroupImage decodes dir's cgroup.img, or returns nil if there is
 // none.
-func decodeCgroupImage(dir string) (_ *crit.CriuImage, err error) {
-	f, err := os.Open(filepath.Join(dir, "cgroup.img"))
+func decodeCgroupImage(dir string) (*crit.CriuImage, error) {
+	img, err := decodeCriuImage(dir, "cgroup.img", "CGROUP", &cgroup.CgroupEntry{})
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
-	} else if err != nil {
-		return nil, err
 	}
-	defer f.Close()
-	if err := checkFraming(f, "CGROUP"); err != nil {
-		return nil, badImage(dir, "cgroup.img", "%v", err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = badImage(dir, "cgroup.img", "cannot be decoded (crit: %v)", r)
-		}
-	}()
-	img, err := crit.New(f, nil, "", false, false).Decode(&cgroup.CgroupEntry{})
-	if err != nil {
-		return nil, badImage(dir, "cgroup.img", "cannot be decoded: %v", err)
-	}
-	return img, nil
+	return img, err
 }
 
 // freezerStates are the freezer.state properties of every cgroup in img.

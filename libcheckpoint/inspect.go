@@ -311,10 +311,24 @@ func badImage(dir, name, format string, args ...any) error {
 }
 
 // decodeImage reads image file dir/name, which must carry magic want,
-// with crit and returns its entries. It checks the framing first (crit
-// trusts the entry sizes it reads) and turns a panic in crit into an
-// error. A missing file gives an error that is also os.ErrNotExist.
-func decodeImage(dir, name, want string, entryType proto.Message) (_ []proto.Message, err error) {
+// with crit and returns its entries (see decodeCriuImage).
+func decodeImage(dir, name, want string, entryType proto.Message) ([]proto.Message, error) {
+	img, err := decodeCriuImage(dir, name, want, entryType)
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]proto.Message, 0, len(img.Entries))
+	for _, e := range img.Entries {
+		msgs = append(msgs, e.Message)
+	}
+	return msgs, nil
+}
+
+// decodeCriuImage reads image file dir/name, which must carry magic want,
+// with crit. It checks the framing first (crit trusts the entry sizes it
+// reads) and turns a panic in crit into an error. A missing file gives an
+// error that is also os.ErrNotExist.
+func decodeCriuImage(dir, name, want string, entryType proto.Message) (_ *crit.CriuImage, err error) {
 	f, err := os.Open(filepath.Join(dir, name))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -338,11 +352,7 @@ func decodeImage(dir, name, want string, entryType proto.Message) (_ []proto.Mes
 	if err != nil {
 		return nil, badImage(dir, name, "cannot be decoded: %v", err)
 	}
-	msgs := make([]proto.Message, 0, len(img.Entries))
-	for _, e := range img.Entries {
-		msgs = append(msgs, e.Message)
-	}
-	return msgs, nil
+	return img, nil
 }
 
 // checkFraming checks that f starts with magic want (after CRIU's common

@@ -165,7 +165,7 @@ func makeKdatCache(criuPath, key string) error {
 }
 
 // showKdatCache makes runcr's cache CRIU's /run/criu.kdat for the calling
-// thread, which the caller has locked and gives up afterwards: the thread
+// thread, which the caller has locked to its goroutine for good: the thread
 // gets a mount namespace of its own in which the mount holding /run stops
 // propagating to and from the host's (so that the bind mount stays here),
 // and the cache is bind-mounted, read-only, onto /run/criu.kdat. Every

@@ -192,12 +192,25 @@ func writeManifest(dir string, m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+ManifestFile+".*")
+	if err := replaceFile(filepath.Join(dir, ManifestFile), func(f *os.File) error {
+		_, err := f.Write(append(data, '\n'))
+		return err
+	}); err != nil {
+		return fmt.Errorf("writing the manifest in %s: %w", dir, err)
+	}
+	return nil
+}
+
+// replaceFile replaces path, atomically, with what write puts in a new
+// private (0600) file beside it, synced before the rename; on failure the
+// new file is removed and path is left as it was.
+func replaceFile(path string, write func(*os.File) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return fmt.Errorf("writing the manifest: %w", err)
+		return err
 	}
 	tmp := f.Name()
-	_, err = f.Write(append(data, '\n'))
+	err = write(f)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -205,13 +218,12 @@ func writeManifest(dir string, m *Manifest) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, ManifestFile))
+		err = os.Rename(tmp, path)
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("writing the manifest in %s: %w", dir, err)
 	}
-	return nil
+	return err
 }
 
 // fileDigest returns "sha256:<hex>" of a file's content.
