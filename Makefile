@@ -19,7 +19,7 @@ all: runcr
 runcr:
 	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $@ .
 
-# Installs Debian packages, CRIU >= 4 and runc v1.4.3 when missing (idempotent).
+# Installs Debian packages, CRIU >= 4 and runc v1.4.4 when missing (idempotent).
 deps:
 	bash tests/setup/install-deps.sh
 
@@ -44,7 +44,7 @@ fuzz:
 		$(GO) test -run XXX -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./libcheckpoint || exit 1; \
 	done
 
-# runcr vs runc v1.4.3, side by side: medians and ratios (BENCHMARKS.md).
+# runcr vs runc v1.4.4, side by side: medians and ratios (BENCHMARKS.md).
 bench: deps runcr rootfs
 	RUNCR=$(CURDIR)/runcr ROOTFS=$(CURDIR)/$(ROOTFS) bash tests/bench/run.sh
 
@@ -58,7 +58,7 @@ engines: runcr rootfs
 	bash tests/setup/install-engines.sh
 	RUNCR=$(CURDIR)/runcr ROOTFS=$(CURDIR)/$(ROOTFS) $(BATS) --tap --timing tests/engines | tee $(BUILD_DIR)/engines.tap
 
-# runc v1.4.3's own checkpoint.bats, run from the Go module cache against runcr.
+# runc v1.4.4's own checkpoint.bats, run from the Go module cache against runcr.
 upstream-checkpoint-bats: runcr
 	@mkdir -p $(BUILD_DIR)
 	RUNC=$(CURDIR)/runcr bash tests/upstream/run-runc-checkpoint-bats.sh | tee $(BUILD_DIR)/upstream.tap

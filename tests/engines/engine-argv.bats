@@ -2,7 +2,7 @@
 # The exact argv (and environment) the engines send, fed to runcr directly,
 # without the engines: CRI-O (not packaged for bookworm; argv from its
 # internal/oci/runtime_oci.go and conmon's restore argv), plus the flags
-# Podman/conmon and containerd/go-runc send that runc v1.4.3 rejects. Each
+# Podman/conmon and containerd/go-runc send that runc v1.4.4 rejects. Each
 # test restores and proves the workload continues with its memory intact.
 
 load helpers

@@ -48,7 +48,7 @@ ARGV_LOG=$ENGINES_TMP/runtime-argv.log
 IMAGE_REF=localhost/runcr-busybox:test
 IMAGE_TAR=$ENGINES_TMP/busybox-image.tar
 
-# The runtime's PATH: real criu first, runc v1.4.3 (/usr/local/sbin) before
+# The runtime's PATH: real criu first, runc v1.4.4 (/usr/local/sbin) before
 # Debian's runc 1.1.5 (/usr/sbin), which the engine packages pull in.
 export PATH=$ENGINES_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything runcr's demo and tests need on a Debian bookworm host,
-# idempotently: Debian packages, a working CRIU (>= 4.0), runc v1.4.3 with
+# idempotently: Debian packages, a working CRIU (>= 4.0), runc v1.4.4 with
 # seccomp, and the Go tools the build uses. Run as root. Safe to run again:
 # each step checks first and does nothing when its result is already there.
 set -euo pipefail
 
-RUNC_VERSION=${RUNC_VERSION:-v1.4.3}
+RUNC_VERSION=${RUNC_VERSION:-v1.4.4}
 # CRIU 4.2: 4.1 can't dump any process with an inet socket on kernels >=
 # 6.16 (getsockopt SO_PASSCRED now fails there), and 4.2 also notices by
 # itself when hardware breakpoints don't fire. Debian has it in forky/sid.
@@ -126,7 +126,7 @@ if ! criu_ok; then
 fi
 log "criu: $(command -v criu) $(criu --version | awk '/^Version:/ {print $2}')"
 
-# runc v1.4.3 with seccomp, for pass-through and side-by-side tests.
+# runc v1.4.4 with seccomp, for pass-through and side-by-side tests.
 runc_ok() {
 	local r=/usr/local/sbin/runc
 	[ -x "$r" ] && "$r" --version 2>/dev/null | grep -q "runc version ${RUNC_VERSION#v}" &&

@@ -8,7 +8,7 @@
 #
 # Both packages depend on Debian's runc (1.1.5), which lands in /usr/sbin/runc.
 # runcr passes non-checkpoint commands to the first runc on PATH (or
-# $RUNCR_RUNC): keep /usr/local/sbin (runc v1.4.3) before /usr/sbin, as
+# $RUNCR_RUNC): keep /usr/local/sbin (runc v1.4.4) before /usr/sbin, as
 # Debian's root PATH does; the engine tests set RUNCR_RUNC explicitly.
 set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

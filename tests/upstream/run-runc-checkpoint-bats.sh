@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317 # (functions run from traps and run_probe)
 # Runs runc's OWN tests/integration/checkpoint.bats (from the runc release in
-# the Go module cache, v1.4.3 by default) against a runtime binary:
+# the Go module cache, v1.4.4 by default) against a runtime binary:
 #
 #   RUNC=/path/to/runtime bash tests/upstream/run-runc-checkpoint-bats.sh
 #
@@ -48,7 +48,7 @@
 #
 # Environment:
 #   RUNC                      runtime binary to test (default: runc on PATH)
-#   RUNC_UPSTREAM_VERSION     runc release whose tests to run (default v1.4.3)
+#   RUNC_UPSTREAM_VERSION     runc release whose tests to run (default v1.4.4)
 #   UPSTREAM_BATS_NO_EXCLUDE  set to 1 to run every test, probes notwithstanding
 #   UPSTREAM_BATS_FILTER      extra regex passed to `bats --filter`
 #   UPSTREAM_BATS_KEEP        set to 1 to keep the temporary directory
@@ -64,7 +64,7 @@ set -euo pipefail
 
 export PATH=$PATH:/usr/local/go/bin:$HOME/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-RUNC_UPSTREAM_VERSION=${RUNC_UPSTREAM_VERSION:-v1.4.3}
+RUNC_UPSTREAM_VERSION=${RUNC_UPSTREAM_VERSION:-v1.4.4}
 BUSYBOX_BIN=${BUSYBOX_BIN:-/bin/busybox}
 
 log() { printf 'upstream-bats: %s\n' "$*" >&2; }
