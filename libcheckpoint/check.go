@@ -39,6 +39,34 @@ type HostReport struct {
 	KernelFeatureCacheError string `json:"kernel_feature_cache_error,omitempty"`
 	// Options maps checkpoint/restore options to whether they can work here.
 	Options map[string]OptionSupport `json:"options"`
+	// Advisories are known security holes of this host's CRIU, each with
+	// what runcr does about it.
+	Advisories []Advisory `json:"advisories,omitempty"`
+}
+
+// Advisory is a security hole of a component runcr runs.
+type Advisory struct {
+	ID        string `json:"id"`
+	Component string `json:"component"`
+	Installed string `json:"installed"`
+	FixedIn   string `json:"fixed_in"`
+	Meaning   string `json:"meaning"`
+}
+
+// criuAdvisories lists what the CRIU of version v is known to lack.
+func criuAdvisories(v int) []Advisory {
+	if v == 0 || v >= criuExtMountFixed {
+		return nil
+	}
+	return []Advisory{{
+		ID:        "CVE-2026-119614",
+		Component: "criu",
+		Installed: FormatVersion(v),
+		FixedIn:   FormatVersion(criuExtMountFixed),
+		Meaning: "this CRIU keeps external mount names unescaped (mnt[KEY]:VAL), so a crafted name can make a restore bind-mount a host directory into the container; " +
+			"runcr refuses such names itself (empty or holding \"]:\", in config.json, the rootfs and the images' mount tables) and refuses a dump whose bind mount was moved behind a symlink, " +
+			"but a CRIU with the fix is the complete remedy: install CRIU " + FormatVersion(criuExtMountFixed) + " or newer when your distribution has it",
+	}}
 }
 
 // CgroupReport is the host's cgroup layout.
@@ -103,6 +131,7 @@ func (rt *Runtime) CheckHost() (*HostReport, error) {
 			r.CriuError = "criu does not answer: " + err.Error()
 		}
 	}
+	r.Advisories = criuAdvisories(r.CriuVersion)
 	if r.CriuError == "" {
 		for _, f := range checkedFeatures {
 			_, err := criuCheckFeature(r.CriuPath, f)

@@ -110,6 +110,11 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointR
 		frozen = freezeForCriu(container)
 	}
 	defer frozen.release()
+	if err := checkMountsForCriu(container, fmt.Sprintf("checkpoint of container %q", id)); err != nil {
+		thawUnlessPaused(container, status == libcontainer.Paused)
+		os.Remove(filepath.Join(res.ImagePath, ManifestFile))
+		return nil, err
+	}
 	frozen.shareWithCriu()
 	if err := session.run(func() error { return container.Checkpoint(criuOpts) }); err != nil {
 		if !guard.postDump() || !dumpFinished(res.LogPath) {

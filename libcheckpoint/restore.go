@@ -141,6 +141,9 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 	if err != nil {
 		return -1, err
 	}
+	if err := checkCriuMountKeys(config, fmt.Sprintf("restore of container %q", id)); err != nil {
+		return -1, err
+	}
 	session, err := rt.prepareCriu(nil)
 	if err != nil {
 		return -1, err
@@ -265,6 +268,9 @@ func prepareRestorePaths(opts *RestoreOptions, c *libcontainer.CriuOpts) error {
 		return invalid("image-path", "%s holds no checkpoint (no inventory.img); give the directory `runcr checkpoint --image-path` wrote", c.ImagesDirectory)
 	}
 	if err := checkPagesComplete(c.ImagesDirectory); err != nil {
+		return err
+	}
+	if err := checkImageMountKeys(c.ImagesDirectory); err != nil {
 		return err
 	}
 	if err := checkFrozenRestore(c.ImagesDirectory, opts.ManageCgroupsMode); err != nil {

@@ -120,3 +120,19 @@ run_is_tmpfs() {
 	[ "$status" -eq 0 ]
 	! grep -q 'criu-network-lock-nftables' ./image2/dump.log || fail "nftables chosen for the host's network"
 }
+
+@test "check warns of CVE-2026-119614 exactly when the installed CRIU is older than 4.3.1" {
+	requires runcr
+	runcr check --format json
+	[ "$status" -eq 0 ]
+	local v advisories
+	v=$(jq -r .criu_version <<<"$output")
+	advisories=$(jq -c '[.advisories[]? | select(.id == "CVE-2026-119614")] | length' <<<"$output")
+	if [ "$v" -lt 40301 ]; then
+		[ "$advisories" -eq 1 ] || fail "CRIU $v lacks the fix, and check does not say so"
+		runcr check
+		[[ $output == *"warning:"*"CVE-2026-119614"*"4.3.1"* ]] || fail "the text report does not warn"
+	else
+		[ "$advisories" -eq 0 ] || fail "CRIU $v has the fix, yet check warns"
+	fi
+}
