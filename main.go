@@ -4,8 +4,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -159,6 +161,52 @@ func setupLogging(c *cli.Context) error {
 		return c.Set("root", abs)
 	}
 	return nil
+}
+
+// heldLog keeps what a restore logs out of its stdout and stderr, which
+// runc hands on to the restored container: under conmon they are the
+// container's own pipes and there is no --log, so a warning there would
+// show in `kubectl logs` as the application's output (runc prints nothing
+// on success). Held lines are shown with the error when the restore fails,
+// and otherwise written to runcr-restore.log beside CRIU's restore.log.
+type heldLog struct {
+	buf bytes.Buffer
+	out io.Writer
+}
+
+// holdLog holds the log of this command, unless it goes to --log or the
+// user asked for --debug.
+func holdLog(c *cli.Context) *heldLog {
+	if c.String("log") != "" || c.Bool("debug") {
+		return nil
+	}
+	h := &heldLog{out: logrus.StandardLogger().Out}
+	logrus.SetOutput(&h.buf)
+	return h
+}
+
+// release puts the log back where it went; err is the command's outcome
+// and workPath the directory of CRIU's restore.log ("" if gone).
+func (h *heldLog) release(err error, workPath string) {
+	if h == nil {
+		return
+	}
+	logrus.SetOutput(h.out)
+	if h.buf.Len() == 0 {
+		return
+	}
+	var exit cli.ExitCoder
+	if err != nil && (!errors.As(err, &exit) || err.Error() != "") {
+		_, _ = h.out.Write(h.buf.Bytes())
+		return
+	}
+	if workPath != "" {
+		f, ferr := os.OpenFile(filepath.Join(workPath, "runcr-restore.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if ferr == nil {
+			_, _ = f.Write(h.buf.Bytes())
+			f.Close()
+		}
+	}
 }
 
 // criuQuoteFilter drops libcontainer's quote of CRIU's log unless quote

@@ -43,7 +43,7 @@ using the runcr (or runc) checkpoint command.`,
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "format of the --print-stats output: text or json"},
 			&cli.StringFlag{Name: "import", Usage: "restore from the archive `FILE` that checkpoint --export wrote; unpacked into --image-path if given, else a temporary directory"},
 		},
-		Action: func(c *cli.Context) error {
+		Action: func(c *cli.Context) (err error) {
 			id, err := containerID(c)
 			if err != nil {
 				return err
@@ -56,8 +56,15 @@ using the runcr (or runc) checkpoint command.`,
 			opts.Progress = progressOutput()
 			var hooks libcheckpoint.RestoreHooks
 			var restored *libcheckpoint.Restored
-			if stats.print {
+			var workPath string
+			held := holdLog(c)
+			defer func() { held.release(err, workPath) }()
+			if stats.print || held != nil {
 				hooks.Restored = func(r libcheckpoint.Restored) {
+					workPath = r.WorkPath
+					if !stats.print {
+						return
+					}
 					if opts.Detach {
 						restored = &r // printed once Restore succeeded
 						return

@@ -217,8 +217,8 @@ func (rt *Runtime) newManifest(c *libcontainer.Container, opts CheckpointOptions
 		} else {
 			logrus.Debugf("no digest of the bundle's config.json: %v", err)
 		}
-		if d, err := configSpecDigest(path); err == nil {
-			m.ConfigSpecDigest = d
+		if shape, err := configShape(path); err == nil {
+			m.ConfigShape = shape
 		}
 	}
 	return m

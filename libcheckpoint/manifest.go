@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,6 +62,11 @@ type Manifest struct {
 	// namespaces to join: Podman makes a new network namespace each time),
 	// so restore warns only about changes that matter.
 	ConfigSpecDigest string `json:"config_spec_digest,omitempty"`
+	// ConfigShape is what of config.json CRIU restores against; restore
+	// warns when it differs (written since runcr compares only this:
+	// engines rewrite the rest, sources and hostname included, at every
+	// restore).
+	ConfigShape *ConfigShape `json:"config_shape,omitempty"`
 	// Rootfs is the container's root file system on the host.
 	Rootfs string `json:"rootfs,omitempty"`
 	// Versions of the software that made the checkpoint.
@@ -362,4 +370,87 @@ func ReadRestoreStats(dir string) (*RestoreStats, error) {
 		RestoreTime:     s.GetRestoreTime(),
 		PagesRestored:   s.GetPagesRestored(),
 	}, nil
+}
+
+// ConfigShape is the part of a bundle's config.json that must match the
+// dump for CRIU: the mounts (by type and destination, in order: CRIU
+// restores the mount tree it dumped and fails on another), the namespaces
+// (by type: engines join new ones at every restore) and whether the root
+// is read-only. Sources, hostname, environment, annotations, cgroup paths
+// and the rootfs path are left out: engines such as CRI-O and Podman
+// write them anew for each restore.
+type ConfigShape struct {
+	RootReadonly bool     `json:"root_readonly"`
+	Mounts       []string `json:"mounts"`
+	Namespaces   []string `json:"namespaces"`
+}
+
+func configShape(file string) (*ConfigShape, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	shape := &ConfigShape{Mounts: []string{}, Namespaces: []string{}}
+	if spec.Root != nil {
+		shape.RootReadonly = spec.Root.Readonly
+	}
+	for _, m := range spec.Mounts {
+		typ := m.Type
+		if typ == "" && (slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")) {
+			typ = "bind"
+		}
+		shape.Mounts = append(shape.Mounts, typ+" "+path.Clean("/"+m.Destination))
+	}
+	if spec.Linux != nil {
+		for _, ns := range spec.Linux.Namespaces {
+			shape.Namespaces = append(shape.Namespaces, string(ns.Type))
+		}
+	}
+	slices.Sort(shape.Namespaces)
+	return shape, nil
+}
+
+// differences says, for a person, how now differs from s.
+func (s *ConfigShape) differences(now *ConfigShape) []string {
+	var d []string
+	if s.RootReadonly != now.RootReadonly {
+		d = append(d, fmt.Sprintf("root.readonly was %v, is %v", s.RootReadonly, now.RootReadonly))
+	}
+	if !slices.Equal(s.Mounts, now.Mounts) {
+		added, removed := listDiff(s.Mounts, now.Mounts)
+		switch {
+		case len(added) == 0 && len(removed) == 0:
+			d = append(d, "the mounts are in another order")
+		default:
+			if len(added) > 0 {
+				d = append(d, "mounts added: "+strings.Join(added, ", "))
+			}
+			if len(removed) > 0 {
+				d = append(d, "mounts removed: "+strings.Join(removed, ", "))
+			}
+		}
+	}
+	if !slices.Equal(s.Namespaces, now.Namespaces) {
+		d = append(d, fmt.Sprintf("namespaces were %s, are %s", strings.Join(s.Namespaces, ","), strings.Join(now.Namespaces, ",")))
+	}
+	return d
+}
+
+// listDiff returns what of b is not in a and what of a is not in b.
+func listDiff(a, b []string) (added, removed []string) {
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			added = append(added, x)
+		}
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			removed = append(removed, x)
+		}
+	}
+	return added, removed
 }

@@ -167,8 +167,8 @@ func TestCriuVersionFromLog(t *testing.T) {
 	}
 }
 
-// Restore warns about a config.json that changed in what matters, not
-// about the new namespace paths an engine gives every restore.
+// Restore warns about a config.json that changed in what CRIU restores
+// against, not about what engines write anew for every restore.
 func TestWarnIfConfigChanged(t *testing.T) {
 	bundle := t.TempDir()
 	path := filepath.Join(bundle, "config.json")
@@ -177,7 +177,10 @@ func TestWarnIfConfigChanged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const atCheckpoint = `{"ociVersion":"1.3.0","process":{"args":["sh"]},"linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/a"}]},"x-unknown":1}`
+	const atCheckpoint = `{"ociVersion":"1.3.0","process":{"args":["sh"],"env":["HOSTNAME=a"]},"hostname":"a","root":{"path":"/r1"},
+		"mounts":[{"destination":"/proc","type":"proc","source":"proc"},{"destination":"/etc/hostname","type":"bind","source":"/u/1/hostname","options":["rbind"]},{"destination":"/data","source":"/srv","options":["rbind","ro"]}],
+		"annotations":{"io.kubernetes.cri-o.Created":"1"},
+		"linux":{"cgroupsPath":"a.slice","namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/a"}]},"x-unknown":1}`
 	write(atCheckpoint)
 	m := &Manifest{ContainerID: "c"}
 	var err error
@@ -187,31 +190,50 @@ func TestWarnIfConfigChanged(t *testing.T) {
 	if m.ConfigSpecDigest, err = configSpecDigest(path); err != nil {
 		t.Fatal(err)
 	}
+	if m.ConfigShape, err = configShape(path); err != nil {
+		t.Fatal(err)
+	}
 	var out strings.Builder
 	logrus.SetOutput(&out)
 	t.Cleanup(func() { logrus.SetOutput(os.Stderr) })
 	for _, tc := range []struct {
 		name, config string
-		old, warn    bool
+		old          bool
+		warn         string // what the warning must say; "" for none
 	}{
-		{"unchanged", atCheckpoint, false, false},
-		{"new network namespace, keys reordered, reindented", `{"linux":{"namespaces":[{"type":"pid"},{"path":"/run/netns/b","type":"network"}]},
-			"process":{"args":["sh"]},"ociVersion":"1.3.0","x-unknown":1}`, false, false},
-		{"another command", `{"ociVersion":"1.3.0","process":{"args":["ls"]},"linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/a"}]},"x-unknown":1}`, false, true},
-		{"a field this runtime-spec doesn't know", `{"ociVersion":"1.3.0","process":{"args":["sh"]},"linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/a"}]},"x-unknown":2}`, false, true},
-		{"a namespace fewer", `{"ociVersion":"1.3.0","process":{"args":["sh"]},"linux":{"namespaces":[{"type":"pid"}]},"x-unknown":1}`, false, true},
-		{"older manifest without the spec digest: any change", `{"linux":{"namespaces":[{"type":"pid"},{"path":"/run/netns/b","type":"network"}]},"process":{"args":["sh"]},"ociVersion":"1.3.0","x-unknown":1}`, true, true},
+		{"unchanged", atCheckpoint, false, ""},
+		{"what CRI-O writes anew: root path, hostname, HOSTNAME, sources, cgroups path, annotations, netns", `{"ociVersion":"1.3.0","process":{"args":["sh"],"env":["HOSTNAME=b"]},"hostname":"b","root":{"path":"/r2"},
+			"mounts":[{"destination":"/proc","type":"proc","source":"proc"},{"destination":"/etc/hostname","type":"bind","source":"/u/2/hostname","options":["rbind"]},{"destination":"/data","source":"/srv2","options":["rbind","ro"]}],
+			"annotations":{"io.kubernetes.cri-o.Created":"2","new":"x"},
+			"linux":{"cgroupsPath":"b.slice","namespaces":[{"path":"/run/netns/b","type":"network"},{"type":"pid"}]},"x-unknown":2}`, false, ""},
+		{"a mount more", `{"ociVersion":"1.3.0","process":{"args":["sh"]},"root":{"path":"/r1"},
+			"mounts":[{"destination":"/proc","type":"proc","source":"proc"},{"destination":"/etc/hostname","type":"bind","source":"/u/1/hostname","options":["rbind"]},{"destination":"/data","source":"/srv","options":["rbind","ro"]},{"destination":"/extra","type":"tmpfs","source":"tmpfs"}],
+			"linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/a"}]}}`, false, "mounts added: tmpfs /extra"},
+		{"a mount moved", `{"ociVersion":"1.3.0","process":{"args":["sh"]},"root":{"path":"/r1"},
+			"mounts":[{"destination":"/proc","type":"proc","source":"proc"},{"destination":"/etc/hostname","type":"bind","source":"/u/1/hostname","options":["rbind"]},{"destination":"/data2","source":"/srv","options":["rbind","ro"]}],
+			"linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/a"}]}}`, false, "mounts added: bind /data2; mounts removed: bind /data"},
+		{"a namespace fewer", `{"ociVersion":"1.3.0","process":{"args":["sh"]},"root":{"path":"/r1"},
+			"mounts":[{"destination":"/proc","type":"proc","source":"proc"},{"destination":"/etc/hostname","type":"bind","source":"/u/1/hostname","options":["rbind"]},{"destination":"/data","source":"/srv","options":["rbind","ro"]}],
+			"linux":{"namespaces":[{"type":"pid"}]}}`, false, "namespaces were network,pid, are pid"},
+		{"read-only root", `{"ociVersion":"1.3.0","process":{"args":["sh"]},"root":{"path":"/r1","readonly":true},
+			"mounts":[{"destination":"/proc","type":"proc","source":"proc"},{"destination":"/etc/hostname","type":"bind","source":"/u/1/hostname","options":["rbind"]},{"destination":"/data","source":"/srv","options":["rbind","ro"]}],
+			"linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/a"}]}}`, false, "root.readonly was false, is true"},
+		{"older manifest without the shape: any change but namespace paths", `{"ociVersion":"1.3.0","process":{"args":["ls"]}}`, true, "changed since the checkpoint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out.Reset()
 			write(tc.config)
 			mm := *m
 			if tc.old {
-				mm.ConfigSpecDigest = ""
+				mm.ConfigShape = nil
 			}
 			warnIfConfigChanged(&mm, bundle)
-			if got := strings.Contains(out.String(), "changed since the checkpoint"); got != tc.warn {
-				t.Errorf("warned %v, want %v: %q", got, tc.warn, out.String())
+			got := out.String()
+			if tc.warn == "" && got != "" {
+				t.Errorf("warned: %q", got)
+			}
+			if tc.warn != "" && !strings.Contains(got, tc.warn) {
+				t.Errorf("warning %q lacks %q", got, tc.warn)
 			}
 		})
 	}

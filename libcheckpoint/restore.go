@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
@@ -223,16 +224,30 @@ func applyManifest(opts *RestoreOptions) (*Manifest, error) {
 	return m, nil
 }
 
-// warnIfConfigChanged warns when the bundle's config.json is not the one
-// the checkpoint was made with: restore goes on, but mounts or namespaces
-// that differ from the dump make CRIU fail or the container differ. New
-// paths of namespaces to join are not a change: engines make new ones for
-// each restore (Podman a network namespace), and runc joins what is given.
+// warnIfConfigChanged warns when the bundle's config.json differs from
+// the checkpoint's in what CRIU restores against (ConfigShape): restore goes
+// on, but CRIU may fail or the container come back with other mounts. What
+// engines write anew for every restore (sources, hostname, environment,
+// annotations, namespace paths) is no change worth a warning. Manifests
+// of older runcr have only digests, compared without namespace paths.
 func warnIfConfigChanged(m *Manifest, bundle string) {
-	if m == nil || m.ConfigDigest == "" {
+	if m == nil {
 		return
 	}
 	path := filepath.Join(bundle, "config.json")
+	if m.ConfigShape != nil {
+		now, err := configShape(path)
+		if err != nil {
+			return // loadSpec reports an unreadable config
+		}
+		if d := m.ConfigShape.differences(now); len(d) > 0 {
+			logrus.Warnf("%s changed since the checkpoint of %q in what CRIU restores (%s); restoring with it as it is now", path, m.ContainerID, strings.Join(d, "; "))
+		}
+		return
+	}
+	if m.ConfigDigest == "" {
+		return
+	}
 	d, err := fileDigest(path)
 	if err != nil || d == m.ConfigDigest {
 		return

@@ -122,7 +122,7 @@ MANIFEST=runcr-manifest.json
 	expect_progress "$CT" "$at" "$token"
 }
 
-@test "restore warns when config.json changed since the checkpoint, and restores with it" {
+@test "restore says a mount changed since the checkpoint, in runcr-restore.log and --log, never in the container's streams" {
 	requires runcr
 	use_memory_workload
 	start_workload
@@ -130,12 +130,59 @@ MANIFEST=runcr-manifest.json
 	runcr checkpoint --image-path ./image "$CT"
 	[ "$status" -eq 0 ]
 	read_state_file
-	update_config '.annotations["runcr.test"] = "changed"'
+	update_config '.mounts += [{type: "tmpfs", source: "tmpfs", destination: "/extra", options: ["nosuid"]}]'
 	restore_detached "$CT" --image-path ./image
-	grep -q "config.json changed since the checkpoint" "$CT_OUT" || fail "no warning in: $(cat "$CT_OUT")"
 	expect_progress "$CT" "$COUNTER" "$token"
+	# The restored container's stdout/stderr were runcr's: nothing but
+	# the application's own lines there.
+	! grep -v '^[0-9]* [0-9]* [A-Z]*$' "$CT_OUT" | grep . || fail "runcr wrote into the container's streams: $(cat "$CT_OUT")"
+	# Beside CRIU's restore.log (no --work-path: the image directory).
+	grep -qF "in what CRIU restores (mounts added: tmpfs /extra)" ./image/runcr-restore.log ||
+		fail "no warning in runcr-restore.log: $(cat ./image/runcr-restore.log)"
 
+	# With --log, as containerd and Podman give it: there, in its format.
+	runcr checkpoint --image-path ./image2 "$CT"
+	[ "$status" -eq 0 ]
+	read_state_file
+	update_config '.mounts += [{type: "tmpfs", source: "tmpfs", destination: "/extra2", options: ["nosuid"]}]'
+	: >"$CT_OUT"
+	runcr_with_pipes --log "$ROOT/runcr.log" --log-format json restore -d --image-path ./image2 "$CT" || fail "restore failed"
 	expect_progress "$CT" "$COUNTER" "$token"
+	jq -e 'select(.level == "warning") | .msg | contains("mounts added: tmpfs /extra2")' "$ROOT/runcr.log" >/dev/null ||
+		fail "no JSON warning in --log: $(cat "$ROOT/runcr.log")"
+	! grep -v '^[0-9]* [0-9]* [A-Z]*$' "$CT_OUT" | grep . || fail "runcr wrote into the container's streams: $(cat "$CT_OUT")"
+}
+
+@test "restore with the config an engine rewrites for every restore (CRI-O) warns nowhere; a failed one shows its warnings with the error" {
+	requires runcr
+	mkdir -p "$ROOT/src1" "$ROOT/src2" "$BUNDLE/rootfs/data"
+	update_config '.mounts += [{type: "bind", source: "'"$ROOT/src1"'", destination: "/data", options: ["rbind"]}]
+		| .annotations = {"io.kubernetes.cri-o.Created": "1"}'
+	use_memory_workload
+	start_workload
+	local token=$TOKEN
+	runcr checkpoint --image-path ./image "$CT"
+	[ "$status" -eq 0 ]
+	read_state_file
+	# What CRI-O changes at every restore: hostname and HOSTNAME, mount
+	# sources, annotations, the cgroups path.
+	update_config '.hostname = "restored" | .process.env += ["HOSTNAME=restored"]
+		| (.mounts[] | select(.destination == "/data")).source = "'"$ROOT/src2"'"
+		| .annotations = {"io.kubernetes.cri-o.Created": "2", "io.kubernetes.cri-o.Restored": "true"}
+		| .linux.cgroupsPath = "runcr-test-restored-'"$$"'"'
+	restore_detached "$CT" --image-path ./image
+	expect_progress "$CT" "$COUNTER" "$token"
+	! grep -v '^[0-9]* [0-9]* [A-Z]*$' "$CT_OUT" | grep . || fail "runcr wrote into the container's streams: $(cat "$CT_OUT")"
+	[ ! -s ./image/runcr-restore.log ] || fail "warned: $(cat ./image/runcr-restore.log)"
+
+	# A restore that fails says everything on stderr, warnings included.
+	runcr checkpoint --image-path ./image2 "$CT"
+	[ "$status" -eq 0 ]
+	update_config '.mounts += [{type: "tmpfs", source: "tmpfs", destination: "/extra", options: ["nosuid"]}]'
+	rm ./image2/pages-*.img
+	runcr restore -d --image-path ./image2 "$CT"
+	[ "$status" -ne 0 ]
+	[[ $output == *"mounts added: tmpfs /extra"* ]] || fail "the failed restore hid its warning"
 }
 
 @test "restore into a new network namespace, as Podman does each time, is no config change to warn about" {
