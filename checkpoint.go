@@ -40,7 +40,7 @@ checkpointed.`,
 			&cli.BoolFlag{Name: "auto-dedup", Usage: "enable auto deduplication of memory images"},
 			&cli.BoolFlag{Name: "print-stats", Usage: "print CRIU's dump statistics after a successful checkpoint"},
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "format of the --print-stats output: text or json"},
-			&cli.StringFlag{Name: "export", Usage: "also write the checkpoint as one archive `FILE` (mode 0600); without --image-path the images go to a temporary directory"},
+			&cli.StringFlag{Name: "export", Usage: "also write the checkpoint as one archive `FILE` (mode 0600; - for standard output; a device or FIFO is written through); without --image-path the images go to a temporary directory"},
 			&cli.StringFlag{Name: "compress", Usage: "compression of the --export archive: zstd|gzip|none (default: zstd)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -54,11 +54,17 @@ checkpointed.`,
 			}
 			opts := checkpointOptions(c)
 			opts.Progress = progressOutput()
+			statsOut := c.App.Writer
+			if opts.Export == "-" {
+				// Standard output carries the archive.
+				opts.Export, opts.ExportTo = "standard output", c.App.Writer
+				statsOut = c.App.ErrWriter
+			}
 			res, err := runtimeFrom(c).Checkpoint(id, opts)
 			if err != nil {
 				return err
 			}
-			return stats.dump(c.App.Writer, res)
+			return stats.dump(statsOut, res)
 		},
 	}
 }

@@ -41,7 +41,7 @@ using the runcr (or runc) checkpoint command.`,
 			&cli.IntFlag{Name: "preserve-fds", Usage: "number of file descriptors after stdio passed in; checked open (Podman)"},
 			&cli.BoolFlag{Name: "print-stats", Usage: "print CRIU's restore statistics once the container is restored (in the foreground: to stderr, before waiting for it)"},
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "format of the --print-stats output: text or json"},
-			&cli.StringFlag{Name: "import", Usage: "restore from the archive `FILE` that checkpoint --export wrote; unpacked into --image-path if given, else a temporary directory"},
+			&cli.StringFlag{Name: "import", Usage: "restore from the archive `FILE` that checkpoint --export wrote (- for standard input); unpacked into --image-path if given, else a temporary directory"},
 		},
 		Action: func(c *cli.Context) (err error) {
 			id, err := containerID(c)
@@ -54,6 +54,9 @@ using the runcr (or runc) checkpoint command.`,
 			}
 			opts := restoreOptions(c)
 			opts.Progress = progressOutput()
+			if opts.Import == "-" {
+				opts.Import, opts.ImportFrom = "standard input", c.App.Reader
+			}
 			var hooks libcheckpoint.RestoreHooks
 			var restored *libcheckpoint.Restored
 			var workPath string

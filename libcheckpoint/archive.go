@@ -471,33 +471,47 @@ func (e *ExportError) Unwrap() error { return e.Err }
 // exportFile is an --export under way: the archive is written to a
 // temporary file next to its final path (created before CRIU runs, so an
 // unwritable directory is refused before the container is frozen) and
-// renamed into place only when complete.
+// renamed into place only when complete; or, to a writer or an existing
+// device or FIFO, straight through.
 type exportFile struct {
 	path      string
 	tmp       *os.File
-	tmpImages string // a private image directory runcr made, or ""
+	through   io.Writer // written straight to instead of tmp
+	opened    *os.File  // the device or FIFO runcr opened for through
+	tmpImages string    // a private image directory runcr made, or ""
 }
 
 // startExport prepares opts.Export, and a temporary image directory when
 // opts.ImagePath is empty.
 func startExport(opts *CheckpointOptions) (*exportFile, error) {
-	path, err := absPath(opts.Export, "")
-	if err != nil {
-		return nil, invalid("export", "%v", err)
+	e := &exportFile{path: opts.Export, through: opts.ExportTo}
+	if e.through == nil {
+		path, err := absPath(opts.Export, "")
+		if err != nil {
+			return nil, invalid("export", "%v", err)
+		}
+		target, err := resolveOutput("export", path)
+		if err != nil {
+			return nil, err
+		}
+		e.path = target.Path
+		if target.Through {
+			if e.opened, err = openThrough("export", path); err != nil {
+				return nil, err
+			}
+			e.through = e.opened
+		} else {
+			dir := filepath.Dir(target.Path)
+			if e.tmp, err = os.CreateTemp(dir, "."+filepath.Base(target.Path)+".tmp-*"); err != nil {
+				return nil, invalid("export", "cannot write the archive in %s: %v; the container was not checkpointed: give a path in an existing, writable directory", dir, unwrapPathError(err))
+			}
+		}
 	}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return nil, invalid("export", "%s is a directory; give a file name", path)
-	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return nil, invalid("export", "cannot write the archive in %s: %v; the container was not checkpointed: give a path in an existing, writable directory", dir, unwrapPathError(err))
-	}
-	e := &exportFile{path: path, tmp: tmp}
 	if opts.ImagePath == "" {
 		// $TMPDIR rather than next to the archive: the images are only
 		// needed until they are in the archive, and --image-path chooses
 		// another place.
+		var err error
 		if e.tmpImages, err = os.MkdirTemp("", "runcr-export-"); err != nil {
 			e.finish(err)
 			return nil, fmt.Errorf("--export: making a temporary image directory: %w", err)
@@ -511,6 +525,9 @@ func startExport(opts *CheckpointOptions) (*exportFile, error) {
 func (e *exportFile) write(imageDir, bundleConfig string, c Compression, out io.Writer) error {
 	start := time.Now()
 	defer func() { logrus.Debugf("export to %s took %v", e.path, time.Since(start)) }()
+	if e.through != nil {
+		return e.writeThrough(imageDir, bundleConfig, c, out)
+	}
 	p := startProgress(out, "exporting "+e.path, 0)
 	w := bufio.NewWriterSize(e.tmp, copyBufSize)
 	err := exportArchive(imageDir, bundleConfig, w, c, p)
@@ -540,10 +557,36 @@ func (e *exportFile) write(imageDir, bundleConfig string, c Compression, out io.
 	return nil
 }
 
+// writeThrough streams the archive to a writer, device or FIFO: nothing to
+// rename, and what was written before a failure can't be taken back.
+func (e *exportFile) writeThrough(imageDir, bundleConfig string, c Compression, out io.Writer) error {
+	p := startProgress(out, "exporting to "+e.path, 0)
+	w := bufio.NewWriterSize(e.through, copyBufSize)
+	err := exportArchive(imageDir, bundleConfig, w, c, p)
+	if err == nil {
+		err = w.Flush()
+	}
+	p.finish()
+	if f, ok := e.through.(*os.File); ok && err == nil {
+		err = syncIfFile(f)
+	}
+	if e.opened != nil {
+		if cerr := e.opened.Close(); err == nil {
+			err = cerr
+		}
+		e.opened = nil
+	}
+	return err
+}
+
 // finish cleans up after the checkpoint ended with err: an unfinished
 // archive goes; a temporary image directory goes too, except that after
 // an ExportError its images stay, and after a CRIU failure its dump.log.
 func (e *exportFile) finish(err error) {
+	if e.opened != nil {
+		e.opened.Close()
+		e.opened = nil
+	}
 	if e.tmp != nil {
 		e.tmp.Close()
 		os.Remove(e.tmp.Name())
@@ -574,24 +617,29 @@ type importedImages struct {
 // importImages unpacks opts.Import into opts.ImagePath, or into a new
 // private temporary directory that becomes opts.ImagePath.
 func importImages(opts *RestoreOptions) (*importedImages, error) {
-	path, err := absPath(opts.Import, "")
-	if err != nil {
-		return nil, invalid("import", "%v", err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, invalid("import", "%s: %v; give the file `runcr checkpoint --export` wrote", path, unwrapPathError(err))
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, invalid("import", "%s: %v", path, err)
-	}
-	if fi.IsDir() {
-		return nil, invalid("import", "%s is a directory; give the archive file, or restore the directory with --image-path", path)
+	path, in, size := opts.Import, opts.ImportFrom, int64(0)
+	if in == nil {
+		var err error
+		if path, err = absPath(opts.Import, ""); err != nil {
+			return nil, invalid("import", "%v", err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, invalid("import", "%s: %v; give the file `runcr checkpoint --export` wrote", path, unwrapPathError(err))
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, invalid("import", "%s: %v", path, err)
+		}
+		if fi.IsDir() {
+			return nil, invalid("import", "%s is a directory; give the archive file, or restore the directory with --image-path", path)
+		}
+		in, size = f, fi.Size()
 	}
 	imp := &importedImages{}
 	var target string
+	var err error
 	if opts.ImagePath != "" {
 		if target, err = absPath(opts.ImagePath, ""); err != nil {
 			return nil, invalid("image-path", "%v", err)
@@ -609,8 +657,8 @@ func importImages(opts *RestoreOptions) (*importedImages, error) {
 		imp.dir = target
 		opts.ImagePath = target
 	}
-	p := startProgress(opts.Progress, "importing "+path, fi.Size())
-	_, err = ImportArchive(p.reader(f), target)
+	p := startProgress(opts.Progress, "importing "+path, size)
+	_, err = ImportArchive(p.reader(in), target)
 	p.finish()
 	if err != nil {
 		imp.finish(err)

@@ -112,6 +112,11 @@ type CheckpointOptions struct {
 	// (--export). Without ImagePath the images go to a private temporary
 	// directory under $TMPDIR that is removed once the archive is written.
 	Export string
+	// ExportTo, if set, receives the archive instead of a file (--export
+	// -: standard output); Export then only names it in messages. An
+	// existing Export that is not a regular file (a device, a FIFO,
+	// /dev/stdout) is written through, never replaced.
+	ExportTo io.Writer
 	// Compress is the archive's compression: CompressZstd (the default,
 	// also for ""), CompressGzip or CompressNone (--compress). Only with
 	// Export.
@@ -178,6 +183,9 @@ type RestoreOptions struct {
 	// directory under $TMPDIR, removed once CRIU has restored (or failed;
 	// then only CRIU's restore.log is kept there, and the error names it).
 	Import string
+	// ImportFrom, if set, is read for the archive instead of a file
+	// (--import -: standard input); Import then only names it in messages.
+	ImportFrom io.Reader
 	// Progress, if set, receives a progress line (rewritten in place with
 	// carriage returns) while a long import runs.
 	Progress io.Writer

@@ -385,6 +385,25 @@ func (rt *Runtime) libcontainerConfig(id string, spec *specs.Spec, opts RestoreO
 // writePidFile writes pid to path atomically (temporary file, rename), so
 // a reader never sees a partial pid.
 func writePidFile(path string, pid int) error {
+	target, err := resolveOutput("pid-file", path)
+	if err != nil {
+		return err
+	}
+	if target.Through {
+		f, err := openThrough("pid-file", path)
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteString(strconv.Itoa(pid))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("--pid-file: %w", err)
+		}
+		return nil
+	}
+	path = target.Path
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_SYNC, 0o644)
 	if err != nil {

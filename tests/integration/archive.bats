@@ -159,7 +159,7 @@ expect_no_temp_dirs() {
 	[ "$status" -ne 0 ] || fail "export to a full file system succeeded"
 	[[ $output == *"--export $ROOT/small/ct.tar.zst"* ]] || fail "the error does not name --export"
 	images=$(grep -o "images are kept in [^:]*" <<<"$output" | head -1 | sed 's/images are kept in //')
-	[ -n "$images" ] || fail "the error does not say where the images are"
+	[ -n "$images" ] || fail "the error does not say where the images are: $output"
 	log "images kept in $images"
 	[[ $images == "$TMPDIR"/runcr-export-* ]]
 	expect_image "$images"
@@ -171,4 +171,54 @@ expect_no_temp_dirs() {
 	cd "$ROOT/elsewhere"
 	restore_detached "$CT" --image-path "$images"
 	expect_progress "$CT" "$COUNTER" "$token"
+}
+
+@test "checkpoint --export writes through /dev/null, /dev/full and a FIFO, never replacing them; the container runs on" {
+	use_counter_workload
+	start_workload
+	local token=$TOKEN
+	# /dev/full: the write fails (ENOSPC), the device stays a device.
+	runcr checkpoint --leave-running --export /dev/full "$CT"
+	[ "$status" -ne 0 ]
+	[[ $output == *"/dev/full"* ]] || fail "the error does not name /dev/full"
+	# The images CRIU wrote are kept, and the error says where.
+	[[ $output == *"images are kept in "*"/runcr-export-"* ]] || fail "the error does not say where the images are: $output"
+	rm -rf "$TMPDIR"/runcr-export-*
+	[ -c /dev/full ] || fail "/dev/full was replaced: $(ls -l /dev/full)"
+	expect_state "$CT" running
+	runcr checkpoint --leave-running --export /dev/null "$CT"
+	[ "$status" -eq 0 ]
+	[ -c /dev/null ] || fail "/dev/null was replaced: $(ls -l /dev/null)"
+	expect_state "$CT" running
+	read_state
+	expect_progress "$CT" "$COUNTER" "$token"
+	expect_no_temp_dirs
+
+	# A FIFO with a reader: the archive arrives whole and restores.
+	mkfifo "$ROOT/fifo"
+	local reader
+	cat "$ROOT/fifo" >"$ROOT/out/from-fifo.tar.zst" &
+	reader=$!
+	runcr checkpoint --export "$ROOT/fifo" "$CT"
+	[ "$status" -eq 0 ]
+	wait "$reader"
+	[ -p "$ROOT/fifo" ] || fail "the FIFO was replaced"
+	read_state_file
+	restore_detached "$CT-2" --import "$ROOT/out/from-fifo.tar.zst"
+	expect_progress "$CT-2" "$COUNTER" "$token"
+}
+
+@test "checkpoint --export - piped into restore --import -: no archive file, the workload carries on" {
+	use_memory_workload
+	start_workload
+	local token=$TOKEN rc=0
+	setup_pipes
+	__runcr checkpoint --export - "$CT" | __runcr restore -d --import - "$CT-2" >&"$STDOUT_W" 2>&"$STDOUT_W" || rc=$?
+	[ "$rc" -eq 0 ] || fail "checkpoint --export - | restore --import - failed ($rc): $(tail -5 "$CT_OUT")"
+	expect_state "$CT" gone
+	read_state_file
+	expect_state "$CT-2" running
+	expect_progress "$CT-2" "$COUNTER" "$token"
+	expect_no_temp_dirs
+	[ -z "$(ls -A "$ROOT/out")" ] || fail "an archive file was written: $(ls -A "$ROOT/out")"
 }
