@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -116,6 +117,9 @@ var checkedFeatures = []string{"mem_dirty_track", "uffd", "uffd-noncoop", "secco
 
 // CheckHost probes CRIU and the kernel.
 func (rt *Runtime) CheckHost() (*HostReport, error) {
+	if err := rt.checkCriu(); err != nil {
+		return nil, err
+	}
 	session, err := rt.prepareCriu(nil)
 	if err != nil {
 		return nil, err
@@ -123,6 +127,10 @@ func (rt *Runtime) CheckHost() (*HostReport, error) {
 	defer session.close()
 	r := &HostReport{Features: map[string]bool{}, Options: map[string]OptionSupport{}}
 	r.CriuPath, _ = exec.LookPath("criu")
+	if rt.CriuPath != "" && r.CriuPath != "" {
+		// Not the private link that gives --criu's binary the name criu.
+		r.CriuPath, _ = filepath.Abs(rt.CriuPath)
+	}
 	if r.CriuPath == "" {
 		r.CriuError = "criu is not installed (not on PATH); install CRIU 4.0 or newer"
 	} else {

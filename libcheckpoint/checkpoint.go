@@ -40,6 +40,9 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointR
 	if err != nil {
 		return nil, err
 	}
+	if err := rt.checkCriu(); err != nil {
+		return nil, err
+	}
 	container, err := rt.load(id)
 	if err != nil {
 		return nil, err

@@ -187,3 +187,40 @@ func TestWritePidFileKeepsDevicesAndLinks(t *testing.T) {
 		t.Fatalf("pid file holds %q", data)
 	}
 }
+
+func TestCheckCriuBinary(t *testing.T) {
+	dir := t.TempDir()
+	script := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := script("good", `echo "Version: 4.2.1"`)
+	if err := checkCriuBinary(good); err != nil {
+		t.Fatalf("a binary answering as CRIU refused: %v", err)
+	}
+	notExec := filepath.Join(dir, "plain")
+	if err := os.WriteFile(notExec, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ path, says string }{
+		{filepath.Join(dir, "missing"), "no such file"},
+		{dir, "is a directory"},
+		{"/dev/null", "not a regular file"},
+		{script("false", "exit 1"), "--version failed"},
+		{script("true", "exit 0"), `no "Version:" line`},
+	} {
+		err := checkCriuBinary(tc.path)
+		if err == nil || !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--criu") ||
+			!strings.Contains(err.Error(), tc.path) || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: want an error naming --criu, the path and %q; got %v", tc.path, tc.says, err)
+		}
+	}
+	if os.Geteuid() != 0 {
+		if err := checkCriuBinary(notExec); err == nil {
+			t.Errorf("a non-executable file was accepted")
+		}
+	}
+}

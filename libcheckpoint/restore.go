@@ -81,6 +81,9 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 	if err := validateID(id); err != nil {
 		return -1, err
 	}
+	if err := rt.checkCriu(); err != nil {
+		return -1, err
+	}
 	var imported *importedImages
 	if opts.Import != "" {
 		// Before unpacking what may be gigabytes: is the id free?

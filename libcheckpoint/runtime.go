@@ -1,6 +1,8 @@
 package libcheckpoint
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +12,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/checkpoint-restore/go-criu/v7"
@@ -318,4 +322,58 @@ func (rt *Runtime) isBusy(id string) bool {
 	}
 	unlock()
 	return false
+}
+
+// checkCriu checks --criu before anything is made or frozen.
+func (rt *Runtime) checkCriu() error {
+	if rt.CriuPath == "" {
+		return nil
+	}
+	path, err := filepath.Abs(rt.CriuPath)
+	if err != nil {
+		return invalid("criu", "%v", err)
+	}
+	return checkCriuBinary(path)
+}
+
+// criuAnswerTimeout bounds `criu --version` when checking --criu: a binary
+// that never answers must not hang the command.
+const criuAnswerTimeout = 5 * time.Second
+
+// checkCriuBinary checks a --criu path up front: an executable regular
+// file that answers `--version` as CRIU does, in time. Without it, a wrong
+// path surfaced as an error about CRIU's RPC socket, a directory was
+// ignored in favour of the criu on PATH, and a binary that never answered
+// hung the command.
+func checkCriuBinary(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return invalid("criu", "%s: %v; give the path of a criu binary", path, unwrapPathError(err))
+	case fi.IsDir():
+		return invalid("criu", "%s is a directory; give the path of the criu binary itself", path)
+	case !fi.Mode().IsRegular():
+		return invalid("criu", "%s is not a regular file; give the path of a criu binary", path)
+	}
+	if err := unix.Access(path, unix.X_OK); err != nil {
+		return invalid("criu", "%s: %v; give the path of an executable criu binary", path, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), criuAnswerTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, "--version")
+	// Its own process group, killed whole: a child it left holding the
+	// output pipe can't keep us (or stay behind).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	out, err := cmd.Output()
+	switch {
+	case ctx.Err() != nil:
+		return invalid("criu", "%s did not answer `--version` within %v; give the path of a working criu binary", path, criuAnswerTimeout)
+	case err != nil:
+		return invalid("criu", "%s --version failed (%v); give the path of a criu binary", path, err)
+	case !bytes.Contains(out, []byte("Version:")):
+		return invalid("criu", "%s --version does not answer as CRIU does (no \"Version:\" line); give the path of a criu binary", path)
+	}
+	return nil
 }

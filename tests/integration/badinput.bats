@@ -295,3 +295,25 @@ setup_sleeper_bundle() {
 	# The check for leftover processes does see the container's.
 	[ -n "$(procs_in_rootfs)" ] || fail "procs_in_rootfs finds no process of the running container"
 }
+
+@test "--criu naming a missing file, a directory, /bin/false or a criu that never answers is refused at once, naming the flag; nothing left behind" {
+	requires runcr
+	use_counter_workload
+	start_workload
+	local token=$TOKEN before c start
+	printf '#!/bin/sh\nsleep 300\n' >"$ROOT/hang-criu"
+	chmod +x "$ROOT/hang-criu"
+	before=$(snapshot)
+	for c in "$ROOT/missing" "$ROOT" /bin/false /bin/true "$ROOT/hang-criu"; do
+		start=$SECONDS
+		runcr --criu "$c" checkpoint --image-path "$ROOT/img" "$CT"
+		expect_refused "--criu" "$c"
+		[ $((SECONDS - start)) -lt 30 ] || fail "--criu $c took $((SECONDS - start)) s to refuse"
+		expect_untouched "$token"
+		runcr --criu "$c" check
+		expect_refused "--criu" "$c"
+	done
+	expect_snapshot "$before"
+	! pgrep -f "$ROOT/hang-criu" || fail "the hung criu was left running"
+	[ -z "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'runcr-criu-*' -newer "$ROOT/hang-criu")" ] || fail "a runcr-criu-* link was left behind"
+}
