@@ -55,6 +55,9 @@
 #
 # Environment:
 #   RUNC                      runtime binary to test (default: runc on PATH)
+#   RUNCR_RUNC                when RUNC is runcr: the runc it passes every
+#                             other command to (runcr's default: the first
+#                             runc on PATH); named in the summary
 #   RUNC_UPSTREAM_VERSION     runc release whose tests to run (default v1.4.4)
 #   UPSTREAM_BATS_NO_EXCLUDE  set to 1 to run every test, probes notwithstanding
 #   UPSTREAM_BATS_FILTER      extra regex passed to `bats --filter`
@@ -485,6 +488,13 @@ export UPSTREAM_BATS_EXCLUDES="$EXCLUDES"
 # --- 6. run -------------------------------------------------------------------
 runc_version=$("$RUNC" --version 2>/dev/null || true)
 log "runtime under test: $RUNC (${runc_version%%$'\n'*})"
+UNDER_TEST=$RUNC
+if [[ $runc_version == runcr* ]]; then
+	passthrough=${RUNCR_RUNC:-$(command -v runc || true)}
+	passthrough_version=$("$passthrough" --version 2>/dev/null | head -1 || true)
+	log "runcr passes run, exec, state, ... to: $passthrough (${passthrough_version:-not runnable})"
+	UNDER_TEST+=" (pass-through: $passthrough, ${passthrough_version:-not runnable})"
+fi
 log "tests: runc ${RUNC_UPSTREAM_VERSION} tests/integration/checkpoint.bats (copied from $SRC to $INTEGRATION)"
 [ -n "$CRIU_NOTE" ] && log "note: $CRIU_NOTE"
 [ -n "$DUMMY_NOTE" ] && log "note: $DUMMY_NOTE"
@@ -510,7 +520,7 @@ passed=$((passed - skipped))
 planned=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$TAP" | head -1)
 
 echo
-echo "# runc ${RUNC_UPSTREAM_VERSION} checkpoint.bats against $RUNC"
+echo "# runc ${RUNC_UPSTREAM_VERSION} checkpoint.bats against $UNDER_TEST"
 grep -E '^ok [0-9]+ .* # skip' "$TAP" | sed 's/^ok [0-9]* /#   skipped: /' || true
 grep -E '^not ok [0-9]+ ' "$TAP" | sed 's/^not ok [0-9]* /#   FAILED:  /' || true
 rc=0
