@@ -4,9 +4,9 @@
 # (tests/setup/install-deps.sh puts it in /usr/local/libexec/runcr). A
 # container created by one runc is checkpointed and restored through runcr
 # and managed by that runc afterwards, and the other way round; images cross
-# between runcr and runc v1.5.3; and the masked directories of a runc v1.5.3
-# container (one shared read-only tmpfs bind-mounted over each) survive
-# runcr's checkpoint/restore.
+# between runcr and runc v1.5.3; the masked directories of a runc container
+# (one shared read-only tmpfs bind-mounted over each) survive runcr's
+# checkpoint/restore; and so does runc v1.5.3's rslave rootfs propagation.
 #
 #   RUNC_V14  the v1.4 runc (default: $RUNC, runc on PATH)
 #   RUNC_V15  the v1.5 runc (default /usr/local/libexec/runcr/runc-v1.5.3)
@@ -192,8 +192,12 @@ mask_devs() {
 	echo "$output" | tr '\n' ' '
 }
 
-@test "masked directories of a runc v1.5.3 container (one shared read-only tmpfs) survive runcr checkpoint/restore" {
-	use_runcs "$RUNC_V15" "$RUNC_V15"
+# masked_dirs_survive RUNC: a container run by RUNC with two masked
+# directories; runc (>= 1.4.3 and 1.5.0) masks every directory with a bind of
+# one shared read-only tmpfs. runcr (pass-through RUNC) checkpoints and
+# restores it twice; RUNC manages it after.
+masked_dirs_survive() {
+	use_runcs "$1" "$1"
 	local d devs a b
 	for d in secret1 secret2; do
 		mkdir "$BUNDLE/rootfs/$d"
@@ -202,7 +206,6 @@ mask_devs() {
 	update_config '.linux.maskedPaths += ["/secret1", "/secret2"]'
 	created_by_runc
 	for d in /secret1 /secret2; do expect_masked_dir "$d" "$CT"; done
-	# runc 1.5 masks every directory with binds of the same tmpfs.
 	devs=$(mask_devs "$CT")
 	read -r a b <<<"$devs"
 	log "masked dirs before checkpoint: devices $devs"
@@ -217,9 +220,82 @@ mask_devs() {
 	# The host's copies were never touched.
 	[ "$(cat "$BUNDLE/rootfs/secret1/file")" = "hidden secret1" ]
 
-	# Once more, then runc v1.5.3 takes over.
+	# Once more, then runc takes over.
 	read_state
 	runcr_checkpoint_restore
 	for d in /secret1 /secret2; do expect_masked_dir "$d" "$CT"; done
+	runc_manages "$CT"
+}
+
+@test "masked directories of a runc v1.5.3 container (one shared read-only tmpfs) survive runcr checkpoint/restore" {
+	masked_dirs_survive "$RUNC_V15"
+}
+
+@test "masked directories of a runc v1.4 container (one shared read-only tmpfs) survive runcr checkpoint/restore" {
+	masked_dirs_survive "$RUNC_V14"
+}
+
+# host_mount_seen ID NAME: a tmpfs the host mounts on rootfs/NAME, holding a
+# file, shows inside container ID (propagation from the host).
+host_mount_seen() {
+	local id=$1 name=$2
+	[ -d "$BUNDLE/rootfs/$name" ] || mkdir "$BUNDLE/rootfs/$name"
+	mount -t tmpfs tmpfs "$BUNDLE/rootfs/$name" || fail "mount on $name failed"
+	echo "from the host $name" >"$BUNDLE/rootfs/$name/file"
+	runcr exec "$id" cat "/$name/file"
+	[ "$status" -eq 0 ] && [ "$output" = "from the host $name" ]
+}
+
+# rslave_on_shared_bundle: the bundle on a shared mount of its own (this
+# host's / is private), the container run by runc v1.5.3 with
+# rootfsPropagation rslave. runc >= 1.5.2 keeps the rootfs parent a slave of
+# that mount (runc 1.4 makes it private), so host mounts under the rootfs
+# show inside the container; checks that with rootfs/probe1.
+rslave_on_shared_bundle() {
+	use_runcs "$RUNC_V15" "$RUNC_V15"
+	mount --bind "$BUNDLE" "$BUNDLE" && mount --make-shared "$BUNDLE" || fail "can't make $BUNDLE a shared mount"
+	cd "$BUNDLE" || fail "cd $BUNDLE"
+	update_config '.linux.rootfsPropagation = "rslave"'
+	created_by_runc
+	host_mount_seen "$CT" probe1 || fail "runc $RUNC does not propagate host mounts into an rslave rootfs"
+	runcr exec "$CT" sh -c 'head -1 /proc/self/mountinfo'
+	[[ $output == *" master:"* ]] || fail "the container's / is not a slave mount: $output"
+}
+
+@test "rslave rootfs of a runc v1.5.3 container still receives host mounts after runcr checkpoint/restore" {
+	rslave_on_shared_bundle
+	# The unmount propagates too; with no slave submount left, CRIU can
+	# dump it (see the next test).
+	umount "$BUNDLE/rootfs/probe1"
+	wait_for 20 0.1 __runcr exec "$CT" test ! -e /probe1/file || fail "the host's unmount did not propagate"
+
+	runcr_checkpoint_restore
+	runcr exec "$CT" sh -c 'head -1 /proc/self/mountinfo'
+	log "container's / after restore: $output"
+	[[ $output == *" master:"* ]] || fail "after restore the container's / is not a slave mount: $output"
+	host_mount_seen "$CT" probe2 || fail "after restore the host's mounts no longer show in the container"
+	umount "$BUNDLE/rootfs/probe2"
+	runc_manages "$CT"
+}
+
+@test "a host mount propagated into a runc v1.5.3 rslave rootfs: runcr, like runc v1.5.3, refuses to checkpoint, says why, the container carries on" {
+	rslave_on_shared_bundle
+	read_state
+	local token=$TOKEN
+	# CRIU can't dump a slave mount whose master is outside the container
+	# ("has unreachable sharing. Try --enable-external-masters"), and
+	# neither runc nor runcr passes that option.
+	runc checkpoint --image-path ./image-runc "$CT"
+	[ "$status" -ne 0 ] || fail "runc $RUNC checkpointed it: the limit is gone, update this test"
+	expect_state "$CT" running
+	runcr checkpoint --image-path ./image "$CT"
+	[ "$status" -ne 0 ] || fail "runcr checkpointed it"
+	[[ $output == *"has unreachable sharing"* ]] || fail "CRIU's reason is not shown: $output"
+	[[ $output == *"hint: a mount in the container is a slave of a mount outside it"* ]] || fail "no hint: $output"
+	expect_state "$CT" running
+	expect_progress "$CT" "$COUNTER" "$token"
+	runcr exec "$CT" cat /probe1/file
+	[ "$output" = "from the host probe1" ] || fail "the propagated mount is gone: $output"
+	umount "$BUNDLE/rootfs/probe1"
 	runc_manages "$CT"
 }
