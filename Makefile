@@ -10,7 +10,7 @@ BUILD_DIR := tests/.build
 ROOTFS := $(BUILD_DIR)/rootfs
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: runcr all deps rootfs test unit fuzz integration engines bench bench-profile demo man install clean upstream-checkpoint-bats soak soak-short test-large
+.PHONY: runcr all deps rootfs test unit fuzz integration engines bench bench-profile demo man install clean upstream-checkpoint-bats upstream-checkpoint-bats-runc soak soak-short test-large
 
 all: runcr
 
@@ -19,7 +19,8 @@ all: runcr
 runcr:
 	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $@ .
 
-# Installs Debian packages, CRIU >= 4 and runc v1.4.4 when missing (idempotent).
+# Installs Debian packages, CRIU >= 4, runc v1.4.4 (pass-through) and runc
+# v1.5.3 (/usr/local/libexec/runcr) when missing (idempotent).
 deps:
 	bash tests/setup/install-deps.sh
 
@@ -58,10 +59,35 @@ engines: runcr rootfs
 	bash tests/setup/install-engines.sh
 	RUNCR=$(CURDIR)/runcr ROOTFS=$(CURDIR)/$(ROOTFS) $(BATS) --tap --timing tests/engines | tee $(BUILD_DIR)/engines.tap
 
-# runc v1.4.4's own checkpoint.bats, run from the Go module cache against runcr.
-upstream-checkpoint-bats: runcr
+# runc's own checkpoint.bats, run from the Go module cache against runcr:
+# the v1.4 line's suite (v1.4.4) and the current release's (v1.5.3), one
+# after the other, each with its own summary line, runcr passing its other
+# commands (run, exec, state, ...) to the runc of that version (make deps
+# installs both). upstream.tap gets both TAP streams, which
+# tests/summarize.sh counts; every suite runs even if an earlier one
+# failed. upstream-checkpoint-bats-runc runs the same suites against those
+# runcs themselves: the side-by-side reference (not part of make test).
+# UPSTREAM_SUITES: VERSION:RUNC pairs.
+UPSTREAM_SUITES ?= v1.4.4:/usr/local/sbin/runc v1.5.3:/usr/local/libexec/runcr/runc-v1.5.3
+upstream-checkpoint-bats: deps runcr
 	@mkdir -p $(BUILD_DIR)
-	RUNC=$(CURDIR)/runcr bash tests/upstream/run-runc-checkpoint-bats.sh | tee $(BUILD_DIR)/upstream.tap
+	rm -f $(BUILD_DIR)/upstream.tap
+	status=0; \
+	for s in $(UPSTREAM_SUITES); do \
+		RUNC=$(CURDIR)/runcr RUNCR_RUNC=$${s#*:} RUNC_UPSTREAM_VERSION=$${s%%:*} \
+			bash tests/upstream/run-runc-checkpoint-bats.sh | tee -a $(BUILD_DIR)/upstream.tap || status=1; \
+	done; \
+	exit $$status
+
+upstream-checkpoint-bats-runc: deps
+	@mkdir -p $(BUILD_DIR)
+	rm -f $(BUILD_DIR)/upstream-runc.tap
+	status=0; \
+	for s in $(UPSTREAM_SUITES); do \
+		RUNC=$${s#*:} RUNC_UPSTREAM_VERSION=$${s%%:*} \
+			bash tests/upstream/run-runc-checkpoint-bats.sh | tee -a $(BUILD_DIR)/upstream-runc.tap || status=1; \
+	done; \
+	exit $$status
 
 # Soak (tests/soak): checkpoint/restore cycles of one container with a
 # memory checker and a live TCP connection; no failure, no leak. `make
@@ -87,8 +113,9 @@ soak: deps runcr rootfs
 	bash tests/summarize.sh /dev/null $(BUILD_DIR)/large.tap $(BUILD_DIR)/soak.tap; \
 	exit $$status
 
-# Unit tests, the integration suite and runc's checkpoint.bats; every part
-# runs even if an earlier one failed, then one summary line.
+# Unit tests, the integration suite and runc's checkpoint.bats (v1.4.4's and
+# v1.5.3's); every part runs even if an earlier one failed, then one summary
+# line.
 test: deps
 	rm -f $(BUILD_DIR)/unit.log $(BUILD_DIR)/*.tap
 	status=0; \

@@ -55,6 +55,11 @@ var criuHints = []struct{ match, hint string }{
 	{"Unexpected rt vDSO area bounds", "this CRIU is too old for this kernel; install CRIU 4.0 or newer"},
 	{"No space left on device", "the file system of --image-path (or --work-path) is full; free space there or give a directory on a larger file system"},
 	{"page-pipe: splice", "lazy pages fail with this CRIU on this kernel; checkpoint without --lazy-pages"},
+	// runc >= 1.5.2 keeps an rslave rootfs a slave of the host's mount,
+	// so host mounts under it show in the container as slaves of a
+	// master CRIU can't see; neither runc nor runcr passes CRIU's
+	// --enable-external-masters.
+	{"has unreachable sharing", "a mount in the container is a slave of a mount outside it (e.g. a host mount propagated into a container whose rootfsPropagation is slave or rslave, which runc 1.5.2 and later keep a slave of the host); unmount it, or run the container with rootfsPropagation private"},
 }
 
 // criuFailure wraps a failed libcontainer Checkpoint/Restore. Feature

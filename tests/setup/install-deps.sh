@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Installs everything runcr's demo and tests need on a Debian bookworm host,
 # idempotently: Debian packages, a working CRIU (>= 4.0), runc v1.4.4 with
-# seccomp, and the Go tools the build uses. Run as root. Safe to run again:
+# seccomp (pass-through, /usr/local/sbin/runc), runc v1.5.3 with seccomp
+# beside it (/usr/local/libexec/runcr/runc-v1.5.3: the reference runtime of
+# the v1.5 side of `make upstream-checkpoint-bats` and the other runc of the
+# cross-version interop tests), and the Go tools the build uses. Run as root. Safe to run again:
 # each step checks first and does nothing when its result is already there.
 set -euo pipefail
 
 RUNC_VERSION=${RUNC_VERSION:-v1.4.4}
+# The current release line, installed to a versioned path only: pass-through
+# stays on RUNC_VERSION.
+RUNC_NEXT_VERSION=${RUNC_NEXT_VERSION:-v1.5.3}
+RUNC_LIBEXEC=${RUNC_LIBEXEC:-/usr/local/libexec/runcr}
 # CRIU 4.2: 4.1 can't dump any process with an inet socket on kernels >=
 # 6.16 (getsockopt SO_PASSCRED now fails there), and 4.2 also notices by
 # itself when hardware breakpoints don't fire. Debian has it in forky/sid.
@@ -126,16 +133,33 @@ if ! criu_ok; then
 fi
 log "criu: $(command -v criu) $(criu --version | awk '/^Version:/ {print $2}')"
 
-# runc v1.4.4 with seccomp, for pass-through and side-by-side tests.
+# runc_ok BINARY VERSION: BINARY is runc VERSION built with seccomp.
+# (The output is read whole first: under pipefail, `runc --version | grep -q`
+# fails whenever grep exits before runc's later writes, runc dying of SIGPIPE.)
 runc_ok() {
-	local r=/usr/local/sbin/runc
-	[ -x "$r" ] && "$r" --version 2>/dev/null | grep -q "runc version ${RUNC_VERSION#v}" &&
-		"$r" --version | grep -q seccomp
+	local out
+	[ -x "$1" ] && out=$("$1" --version 2>/dev/null) || return 1
+	grep -qx "runc version ${2#v}" <<<"$out" && grep -q '^libseccomp: ' <<<"$out"
 }
-if ! runc_ok; then
-	log "building runc ${RUNC_VERSION} with seccomp"
-	GOBIN=/tmp/runcr-runc-bin go install -tags seccomp "github.com/opencontainers/runc@${RUNC_VERSION}"
-	install -m 0755 /tmp/runcr-runc-bin/runc /usr/local/sbin/runc
-	rm -rf /tmp/runcr-runc-bin
+# install_runc VERSION DEST builds runc VERSION with seccomp into DEST.
+install_runc() {
+	local bin
+	bin=$(mktemp -d /tmp/runcr-runc-bin.XXXXXX)
+	log "building runc $1 with seccomp"
+	GOBIN=$bin go install -tags seccomp "github.com/opencontainers/runc@$1"
+	install -D -m 0755 "$bin/runc" "$2"
+	rm -rf "$bin"
+}
+
+# runc v1.4.4 with seccomp, for pass-through and side-by-side tests.
+if ! runc_ok /usr/local/sbin/runc "$RUNC_VERSION"; then
+	install_runc "$RUNC_VERSION" /usr/local/sbin/runc
 fi
 log "runc: $(/usr/local/sbin/runc --version | head -1)"
+
+# runc v1.5.3 with seccomp, beside it.
+RUNC_NEXT=$RUNC_LIBEXEC/runc-$RUNC_NEXT_VERSION
+if ! runc_ok "$RUNC_NEXT" "$RUNC_NEXT_VERSION"; then
+	install_runc "$RUNC_NEXT_VERSION" "$RUNC_NEXT"
+fi
+log "runc: $RUNC_NEXT: $("$RUNC_NEXT" --version | head -1)"

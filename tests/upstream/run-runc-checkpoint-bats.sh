@@ -36,9 +36,16 @@
 #        helpers.bash sources runc's helpers.bash, unchanged, and wraps its
 #        `requires`, which every test's setup() calls first). On a host
 #        where the probe passes, the test runs;
-#      - dummy network devices: setup() of every test runs `ip link add
-#        dummy0 type dummy`; on a kernel without CONFIG_DUMMY an `ip` wrapper
-#        on the tests' PATH makes dummy0 a veth instead (and says so);
+#      - dummy network devices: the tests create dummy0 with `ip link add
+#        dummy0 [address MAC mtu N] type dummy` (v1.4's setup() for every
+#        test, v1.5's for the netdevice test only, with MAC and MTU given
+#        at creation); on a kernel without CONFIG_DUMMY an `ip` wrapper on
+#        the tests' PATH makes dummy0 a veth instead, with the same options
+#        (and says so);
+#      - udev: v1.5's netdevice test runs `udevadm settle` after creating
+#        dummy0; on a host without udev (no udevadm) a stand-in on the
+#        tests' PATH that settles nothing, there being no udev queue to
+#        wait for (and says so);
 #   6. runs bats (TAP output), then prints a summary whose last line is
 #      "N passed, N failed, N skipped".
 #
@@ -48,6 +55,9 @@
 #
 # Environment:
 #   RUNC                      runtime binary to test (default: runc on PATH)
+#   RUNCR_RUNC                when RUNC is runcr: the runc it passes every
+#                             other command to (runcr's default: the first
+#                             runc on PATH); named in the summary
 #   RUNC_UPSTREAM_VERSION     runc release whose tests to run (default v1.4.4)
 #   UPSTREAM_BATS_NO_EXCLUDE  set to 1 to run every test, probes notwithstanding
 #   UPSTREAM_BATS_FILTER      extra regex passed to `bats --filter`
@@ -133,7 +143,10 @@ cleanup() {
 	fi
 	# The tests' teardown removes it; be sure nothing is left behind
 	# after an interrupted run.
+	# (With the veth wrapper below, dummy0's peer stays on the host while
+	# dummy0 is in a namespace.)
 	ip link del dev dummy0 2>/dev/null || true
+	ip link del dev dummy0-peer 2>/dev/null || true
 	if [ "${UPSTREAM_BATS_KEEP:-0}" = 1 ]; then
 		log "kept $WORK"
 	else
@@ -186,10 +199,15 @@ grep -qxF "BUSYBOX_IMAGE=$BUSYBOX_TAR" <<<"$images" || die "unexpected get-image
 # namespace, in its own session, with no tty; sets PROBE_TASK to its pid.
 # (In its own PID namespace CRIU restores it under the same pids while the
 # original may still exist, which the lazy-pages flow needs.)
+# The task gets no file descriptor of ours beyond stdio: one inherited from
+# whoever ran this script (`flock LOCKFILE make ...` passes its lock's)
+# would make CRIU refuse the dump ("Some file locks are hold by dumping
+# tasks"), a failure of the probe and not of the host.
 start_probe_task() {
 	local outer inner=""
 	# (started from a subshell, so that it is no job of this shell)
-	outer=$( (unshare --pid --fork setsid "$BUSYBOX_BIN" sh -c "$1" </dev/null >/dev/null 2>&1 & echo $!))
+	outer=$( (close_inherited_fds
+		unshare --pid --fork setsid "$BUSYBOX_BIN" sh -c "$1" </dev/null >/dev/null 2>&1 & echo $!))
 	probe_pids+=("$outer")
 	for _ in $(seq 50); do
 		inner=$(pgrep -P "$outer" || true)
@@ -200,6 +218,15 @@ start_probe_task() {
 	probe_pids+=("$inner")
 	sleep 0.3 # let it run its first commands
 	PROBE_TASK=$inner
+}
+# Closes every file descriptor above 2 of the calling (sub)shell.
+close_inherited_fds() {
+	local fd
+	for fd in /proc/"$BASHPID"/fd/*; do
+		fd=${fd##*/}
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+	done
+	return 0
 }
 kill_probe_pids() {
 	local p
@@ -382,13 +409,17 @@ if [ "${UPSTREAM_BATS_NO_EXCLUDE:-0}" != 1 ]; then
 	fi
 fi
 
-# (c) checkpoint.bats's setup() runs `ip link add dummy0 type dummy` for
-# every test (only the netdevice test uses the device). On a kernel built
-# without CONFIG_DUMMY that fails, and so would every test; then an `ip`
-# wrapper first on the tests' PATH creates dummy0 as one end of a veth pair
-# instead (a standalone Ethernet device too: its MTU, MAC and addresses can
-# be set, and it can be moved into another network namespace). Every other
-# `ip` command goes to the real ip unchanged.
+# (c) checkpoint.bats creates dummy0 with `ip link add dummy0 type dummy`
+# (v1.4: setup() of every test; only the netdevice test uses it) or `ip link
+# add dummy0 address MAC mtu N type dummy` (v1.5: the netdevice test, all
+# link parameters at creation time). On a kernel built without CONFIG_DUMMY
+# that fails; then an `ip` wrapper first on the tests' PATH turns any `ip
+# link add [name|dev] NAME [OPTION...] type dummy` into the same command
+# with `type veth peer name NAME-peer`: NAME, one end of a veth pair, is a
+# standalone Ethernet device too (its MTU, MAC and addresses can be set, at
+# creation or after, and it can be moved into another network namespace;
+# the pair goes away with either end). Every other `ip` command goes to the
+# real ip unchanged.
 SHIM_BIN="$WORK/shim-bin"
 mkdir -p "$SHIM_BIN"
 DUMMY_NOTE=""
@@ -398,16 +429,38 @@ if ip link add "$probe_if" type dummy 2>/dev/null; then
 else
 	REAL_IP=$(command -v ip)
 	cat >"$SHIM_BIN/ip" <<SHIM
-#!/bin/sh
+#!/bin/bash
 # Generated by runcr's tests/upstream/run-runc-checkpoint-bats.sh: this
 # kernel has no dummy network devices (CONFIG_DUMMY), make a veth instead.
-if [ "\$#" -eq 5 ] && [ "\$1" = link ] && [ "\$2" = add ] && [ "\$4" = type ] && [ "\$5" = dummy ]; then
-	exec $REAL_IP link add "\$3" type veth peer name "\$(printf %s "\$3" | cut -c1-10)-peer"
+args=("\$@")
+n=\$#
+if [ "\$n" -ge 5 ] && [ "\$1" = link ] && [ "\$2" = add ] &&
+	[ "\${args[n-2]}" = type ] && [ "\${args[n-1]}" = dummy ]; then
+	name=\$3
+	case \$name in name | dev) name=\$4 ;; esac
+	exec $REAL_IP "\${args[@]:0:n-2}" type veth peer name "\${name:0:10}-peer"
 fi
 exec $REAL_IP "\$@"
 SHIM
 	chmod +x "$SHIM_BIN/ip"
-	DUMMY_NOTE="kernel has no dummy network devices (no CONFIG_DUMMY): the tests' \`ip link add dummy0 type dummy\` makes a veth pair instead"
+	DUMMY_NOTE="kernel has no dummy network devices (no CONFIG_DUMMY): the tests' \`ip link add dummy0 [OPTION...] type dummy\` makes a veth pair instead"
+fi
+# (d) v1.5's netdevice test waits for udev (`udevadm settle`) after
+# creating dummy0, so that no udev rule renames or reconfigures it under
+# the test. Without udev on the host there is nothing to wait for: a
+# stand-in udevadm that accepts `settle` (and nothing else) and returns.
+UDEV_NOTE=""
+if ! command -v udevadm >/dev/null; then
+	cat >"$SHIM_BIN/udevadm" <<'SHIM'
+#!/bin/sh
+# Generated by runcr's tests/upstream/run-runc-checkpoint-bats.sh: no udev on
+# this host, so no event queue for `udevadm settle` to wait for.
+[ "$1" = settle ] && exit 0
+echo "udevadm: no udev on this host (stand-in only knows settle)" >&2
+exit 1
+SHIM
+	chmod +x "$SHIM_BIN/udevadm"
+	UDEV_NOTE="no udev on this host (no udevadm): \`udevadm settle\` is a stand-in that returns at once"
 fi
 
 # Shim: helpers.bash = runc's helpers.bash, unchanged, plus a wrapper around
@@ -435,9 +488,17 @@ export UPSTREAM_BATS_EXCLUDES="$EXCLUDES"
 # --- 6. run -------------------------------------------------------------------
 runc_version=$("$RUNC" --version 2>/dev/null || true)
 log "runtime under test: $RUNC (${runc_version%%$'\n'*})"
+UNDER_TEST=$RUNC
+if [[ $runc_version == runcr* ]]; then
+	passthrough=${RUNCR_RUNC:-$(command -v runc || true)}
+	passthrough_version=$("$passthrough" --version 2>/dev/null | head -1 || true)
+	log "runcr passes run, exec, state, ... to: $passthrough (${passthrough_version:-not runnable})"
+	UNDER_TEST+=" (pass-through: $passthrough, ${passthrough_version:-not runnable})"
+fi
 log "tests: runc ${RUNC_UPSTREAM_VERSION} tests/integration/checkpoint.bats (copied from $SRC to $INTEGRATION)"
 [ -n "$CRIU_NOTE" ] && log "note: $CRIU_NOTE"
 [ -n "$DUMMY_NOTE" ] && log "note: $DUMMY_NOTE"
+[ -n "$UDEV_NOTE" ] && log "note: $UDEV_NOTE"
 while IFS=$'\t' read -r name reason; do
 	log "excluding \"$name\": $reason"
 done <"$EXCLUDES"
@@ -459,7 +520,7 @@ passed=$((passed - skipped))
 planned=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$TAP" | head -1)
 
 echo
-echo "# runc ${RUNC_UPSTREAM_VERSION} checkpoint.bats against $RUNC"
+echo "# runc ${RUNC_UPSTREAM_VERSION} checkpoint.bats against $UNDER_TEST"
 grep -E '^ok [0-9]+ .* # skip' "$TAP" | sed 's/^ok [0-9]* /#   skipped: /' || true
 grep -E '^not ok [0-9]+ ' "$TAP" | sed 's/^not ok [0-9]* /#   FAILED:  /' || true
 rc=0
