@@ -569,6 +569,8 @@ func (e *exportFile) finish(err error) {
 // directory runcr made for it, or "" when it went to --image-path.
 type importedImages struct {
 	dir string
+	// engine is set for an engine archive (Podman, CRI-O, containerd).
+	engine *engineImport
 }
 
 // importImages unpacks opts.Import into opts.ImagePath, or into a new
@@ -609,14 +611,45 @@ func importImages(opts *RestoreOptions) (*importedImages, error) {
 		imp.dir = target
 		opts.ImagePath = target
 	}
+	layout, err := DetectArchiveLayout(f)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		imp.finish(err)
+		return nil, fmt.Errorf("--import %s: %w", path, err)
+	}
 	p := startProgress(opts.Progress, "importing "+path, fi.Size())
-	_, err = ImportArchive(p.reader(f), target)
+	if layout == LayoutEngine {
+		err = imp.importEngine(p.reader(f), path, target)
+	} else {
+		_, err = ImportArchive(p.reader(f), target)
+	}
 	p.finish()
 	if err != nil {
 		imp.finish(err)
 		return nil, fmt.Errorf("--import %s: %w", path, err)
 	}
 	return imp, nil
+}
+
+// importEngine unpacks an engine archive: CRIU's images into target, the
+// engine's metadata into a private temporary directory.
+func (imp *importedImages) importEngine(r io.Reader, path, target string) error {
+	metaDir, err := os.MkdirTemp("", "runcr-import-meta-")
+	if err != nil {
+		return err
+	}
+	imp.engine = &engineImport{archive: path, metaDir: metaDir}
+	limit, err := freeSpace(target)
+	if err != nil {
+		return err
+	}
+	if l, err := freeSpace(metaDir); err == nil && l < limit {
+		limit = l
+	}
+	imp.engine.ea, err = importEngineArchive(r, target, metaDir, limit)
+	return err
 }
 
 // criuDone removes the unpacked images once CRIU no longer needs them,
@@ -630,6 +663,9 @@ func (imp *importedImages) criuDone() {
 // finish removes the temporary directory once the restore ended with
 // err, unless CRIU failed and its log is in there.
 func (imp *importedImages) finish(err error) {
+	if imp.engine != nil {
+		imp.engine.finish()
+	}
 	if imp.dir == "" {
 		return
 	}
