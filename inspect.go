@@ -144,7 +144,9 @@ func printInspection(out io.Writer, ins *libcheckpoint.Inspection) {
 		printEngine(w, e)
 	}
 	if m := ins.Manifest; m != nil {
-		fmt.Fprintf(w, "Container:\t%s\n", m.ContainerID)
+		if ins.Engine == nil {
+			fmt.Fprintf(w, "Container:\t%s\n", m.ContainerID)
+		}
 		if m.Bundle != "" {
 			fmt.Fprintf(w, "Bundle:\t%s\n", m.Bundle)
 		}
