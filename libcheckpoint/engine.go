@@ -102,7 +102,7 @@ func DetectArchiveLayout(r io.Reader) (ArchiveLayout, error) {
 		name := strings.TrimPrefix(hdr.Name, "./")
 		top, _, nested := strings.Cut(strings.TrimSuffix(name, "/"), "/")
 		switch {
-		case top == engineCheckpointDir || engineOnlyNames[top] || (nested && top != "."):
+		case top == engineCheckpointDir || engineOnlyNames[top] || ((nested || hdr.Typeflag == tar.TypeDir) && top != "." && top != ""):
 			return LayoutEngine, nil
 		case top == ManifestFile || top == ArchiveConfigFile || strings.HasSuffix(top, ".img"):
 			return LayoutRuncr, nil
@@ -587,6 +587,9 @@ type engineImport struct {
 	archive string
 	metaDir string
 	ea      *engineArchive
+	// maxDiff, when set, bounds the rootfs diff's content below the
+	// rootfs's free space (tests).
+	maxDiff int64
 }
 
 // rootfsPath is the bundle's rootfs as spec names it.
@@ -629,6 +632,9 @@ func (ei *engineImport) applyToBundle(bundle string, spec *specs.Spec) error {
 		limit, err := freeSpace(rootfs)
 		if err != nil {
 			return err
+		}
+		if ei.maxDiff > 0 {
+			limit = min(limit, ei.maxDiff)
 		}
 		if plan, err = scanRootfsDiff(diffPath, limit); err != nil {
 			return err
