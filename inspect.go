@@ -26,7 +26,9 @@ func inspectCommand() *cli.Command {
 		ArgsUsage: `<path>
 
 Where "<path>" is a checkpoint image directory, made by runcr or runc
-checkpoint, or an archive made by runcr checkpoint --export.`,
+checkpoint, an archive made by runcr checkpoint --export, or a container
+engine's checkpoint archive (podman container checkpoint --export, the
+CRI's of CRI-O and containerd: crictl checkpoint --export, kubelet).`,
 		Description: "Decodes CRIU's images and runcr's manifest and says what the checkpoint holds and how it was made.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text or json"},
@@ -40,17 +42,9 @@ checkpoint, or an archive made by runcr checkpoint --export.`,
 				_ = cli.ShowSubcommandHelp(c)
 				return fmt.Errorf("\"inspect\" requires exactly 1 argument, the checkpoint's path (got %d)", c.NArg())
 			}
-			dir, cleanup, err := inspectDir(c.Args().First())
+			ins, err := libcheckpoint.InspectPath(c.Args().First())
 			if err != nil {
 				return err
-			}
-			defer cleanup()
-			ins, err := libcheckpoint.Inspect(dir)
-			if err != nil {
-				return err
-			}
-			if dir != c.Args().First() {
-				ins.Dir = c.Args().First() // not the temporary unpacking
 			}
 			if asJSON {
 				return writeJSON(c.App.Writer, ins)
@@ -59,35 +53,6 @@ checkpoint, or an archive made by runcr checkpoint --export.`,
 			return nil
 		},
 	}
-}
-
-// inspectDir resolves inspect's PATH to an image directory: the directory
-// itself, or an archive unpacked into a temporary one that cleanup removes.
-func inspectDir(path string) (dir string, cleanup func(), err error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", nil, fmt.Errorf("%s: %w; give a checkpoint image directory (runcr checkpoint --image-path) or archive (--export)", path, unwrapPathErr(err))
-	}
-	if fi.IsDir() {
-		return path, func() {}, nil
-	}
-	// An archive: unpacked, with the same checks as restore --import, into
-	// a private temporary directory removed after the inspection.
-	f, err := os.Open(path)
-	if err != nil {
-		return "", nil, err
-	}
-	defer f.Close()
-	tmp, err := os.MkdirTemp("", "runcr-inspect-")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup = func() { os.RemoveAll(tmp) }
-	if _, err := libcheckpoint.ImportArchive(f, tmp); err != nil {
-		cleanup()
-		return "", nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return tmp, cleanup, nil
 }
 
 func unwrapPathErr(err error) error {
@@ -175,8 +140,13 @@ func writeJSON(w io.Writer, v any) error {
 func printInspection(out io.Writer, ins *libcheckpoint.Inspection) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "Checkpoint:\t%s\n", ins.Dir)
+	if e := ins.Engine; e != nil {
+		printEngine(w, e)
+	}
 	if m := ins.Manifest; m != nil {
-		fmt.Fprintf(w, "Container:\t%s\n", m.ContainerID)
+		if ins.Engine == nil {
+			fmt.Fprintf(w, "Container:\t%s\n", m.ContainerID)
+		}
 		if m.Bundle != "" {
 			fmt.Fprintf(w, "Bundle:\t%s\n", m.Bundle)
 		}
@@ -189,7 +159,7 @@ func printInspection(out io.Writer, ins *libcheckpoint.Inspection) {
 		fmt.Fprintf(w, "Made by:\truncr %s, libcontainer %s, CRIU %s, kernel %s\n",
 			orUnknown(v.Runcr), orUnknown(v.Libcontainer), orUnknown(v.CRIU), orUnknown(v.Kernel))
 		fmt.Fprintf(w, "Options:\t%s\n", orNone(strings.Join(manifestFlags(m.Options), " ")))
-	} else {
+	} else if ins.Engine == nil {
 		fmt.Fprintf(w, "Manifest:\tno manifest: made by runc or an older runcr\n")
 	}
 	fmt.Fprintf(w, "Images:\tCRIU image version %d, LSM %s\n", ins.ImageVersion, ins.LSM)
@@ -251,6 +221,26 @@ func printInspection(out io.Writer, ins *libcheckpoint.Inspection) {
 		}
 	}
 	fmt.Fprintf(out, "\nNamespaces: own: %s; the host's: %s\n", orNone(strings.Join(own, " ")), orNone(strings.Join(shared, " ")))
+
+	if len(ins.Mounts) > 0 {
+		fmt.Fprintf(out, "\nMounts: %d\n", len(ins.Mounts))
+		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		for _, m := range ins.Mounts {
+			ext := ""
+			if m.External {
+				ext = " (external)"
+			}
+			root := ""
+			if m.Root != "/" && m.Root != "" {
+				root = " root " + m.Root
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s%s%s\n", m.Mountpoint, m.FSType, orNone(m.Source), root, ext)
+		}
+		w.Flush()
+	}
+	if e := ins.Engine; e != nil {
+		printRootfsChanges(out, e)
+	}
 
 	if d := ins.Dump; d != nil {
 		fmt.Fprintln(out)
@@ -382,4 +372,63 @@ func nonEmpty(ss ...string) []string {
 		}
 	}
 	return out
+}
+
+// printEngine prints what an engine archive says of its container.
+func printEngine(w io.Writer, e *libcheckpoint.EngineInfo) {
+	engine := orUnknown(e.Engine)
+	if e.EngineVersion != "" {
+		engine += " " + e.EngineVersion
+	}
+	fmt.Fprintf(w, "Engine:\t%s\n", engine)
+	fmt.Fprintf(w, "Container:\t%s\n", orUnknown(e.ContainerName))
+	fmt.Fprintf(w, "Container ID:\t%s\n", orUnknown(e.ContainerID))
+	if e.PodName != "" || e.PodNamespace != "" {
+		fmt.Fprintf(w, "Pod:\t%s (namespace %s)\n", orUnknown(e.PodName), orUnknown(e.PodNamespace))
+	}
+	fmt.Fprintf(w, "Image:\t%s\n", orUnknown(e.Image))
+	runtime := orUnknown(e.Runtime)
+	if e.RuntimeVersion != "" {
+		runtime += " (" + e.RuntimeVersion + ")"
+	}
+	fmt.Fprintf(w, "Runtime:\t%s\n", runtime)
+	fmt.Fprintf(w, "CRIU:\t%s\n", orUnknown(e.CRIUVersion))
+	if e.Created != nil {
+		fmt.Fprintf(w, "Created:\t%s\n", e.Created.Format(time.RFC3339))
+	}
+	if e.Checkpointed != nil {
+		fmt.Fprintf(w, "Checkpointed:\t%s\n", e.Checkpointed.Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "CRIU images:\t%s\n", humanBytes(uint64(e.CheckpointBytes)))
+	names := make([]string, 0, len(e.Files))
+	for _, f := range e.Files {
+		names = append(names, f.Name)
+	}
+	fmt.Fprintf(w, "Archive files:\t%s\n", orNone(strings.Join(names, " ")))
+	if len(e.Skipped) > 0 {
+		fmt.Fprintf(w, "Not read:\t%s\n", strings.Join(e.Skipped, " "))
+	}
+}
+
+// printRootfsChanges prints an engine archive's rootfs diff and deletions.
+func printRootfsChanges(out io.Writer, e *libcheckpoint.EngineInfo) {
+	if d := e.RootfsDiff; d != nil {
+		fmt.Fprintf(out, "\nRootfs diff: %s (%s), %d entries: %d files (%s), %d directories, %d symlinks, %d hard links, %d whiteouts\n",
+			humanBytes(uint64(d.Bytes)), d.Compression, d.Entries, d.Files, humanBytes(uint64(d.ContentBytes)), d.Dirs, d.Symlinks, d.HardLinks, d.Whiteouts)
+		for _, p := range d.Paths {
+			fmt.Fprintf(out, "  %s\n", p)
+		}
+		if d.Entries > len(d.Paths) {
+			fmt.Fprintf(out, "  ... (%d more)\n", d.Entries-len(d.Paths))
+		}
+	} else {
+		fmt.Fprintln(out, "\nRootfs diff: none")
+	}
+	fmt.Fprintf(out, "Deleted files: %d\n", e.DeletedFilesCount)
+	for _, p := range e.DeletedFiles {
+		fmt.Fprintf(out, "  /%s\n", p)
+	}
+	if e.DeletedFilesCount > len(e.DeletedFiles) {
+		fmt.Fprintf(out, "  ... (%d more)\n", e.DeletedFilesCount-len(e.DeletedFiles))
+	}
 }

@@ -612,6 +612,8 @@ func (e *exportFile) finish(err error) {
 // directory runcr made for it, or "" when it went to --image-path.
 type importedImages struct {
 	dir string
+	// engine is set for an engine archive (Podman, CRI-O, containerd).
+	engine *engineImport
 }
 
 // importImages unpacks opts.Import into opts.ImagePath, or into a new
@@ -657,14 +659,58 @@ func importImages(opts *RestoreOptions) (*importedImages, error) {
 		imp.dir = target
 		opts.ImagePath = target
 	}
+	// Which layout: read the first entries, then start over; a stream
+	// (--import -) can't seek, so what was read is replayed.
+	var layout ArchiveLayout
+	seeker, seekable := in.(io.Seeker)
+	if seekable {
+		_, serr := seeker.Seek(0, io.SeekCurrent) // a pipe is an *os.File too
+		seekable = serr == nil
+	}
+	if seekable {
+		if layout, err = DetectArchiveLayout(in); err == nil {
+			_, err = seeker.Seek(0, io.SeekStart)
+		}
+	} else {
+		rec := &headRecorder{r: in, limit: layoutDetectLimit}
+		layout, err = DetectArchiveLayout(rec)
+		in = io.MultiReader(bytes.NewReader(rec.buf), in)
+	}
+	if err != nil {
+		imp.finish(err)
+		return nil, fmt.Errorf("--import %s: %w", path, err)
+	}
 	p := startProgress(opts.Progress, "importing "+path, size)
-	_, err = ImportArchive(p.reader(in), target)
+	if layout == LayoutEngine {
+		err = imp.importEngine(p.reader(in), path, target)
+	} else {
+		_, err = ImportArchive(p.reader(in), target)
+	}
 	p.finish()
 	if err != nil {
 		imp.finish(err)
 		return nil, fmt.Errorf("--import %s: %w", path, err)
 	}
 	return imp, nil
+}
+
+// importEngine unpacks an engine archive: CRIU's images into target, the
+// engine's metadata into a private temporary directory.
+func (imp *importedImages) importEngine(r io.Reader, path, target string) error {
+	metaDir, err := os.MkdirTemp("", "runcr-import-meta-")
+	if err != nil {
+		return err
+	}
+	imp.engine = &engineImport{archive: path, metaDir: metaDir}
+	limit, err := freeSpace(target)
+	if err != nil {
+		return err
+	}
+	if l, err := freeSpace(metaDir); err == nil && l < limit {
+		limit = l
+	}
+	imp.engine.ea, err = importEngineArchive(r, target, metaDir, limit)
+	return err
 }
 
 // criuDone removes the unpacked images once CRIU no longer needs them,
@@ -678,6 +724,9 @@ func (imp *importedImages) criuDone() {
 // finish removes the temporary directory once the restore ended with
 // err, unless CRIU failed and its log is in there.
 func (imp *importedImages) finish(err error) {
+	if imp.engine != nil {
+		imp.engine.finish()
+	}
 	if imp.dir == "" {
 		return
 	}
@@ -700,4 +749,29 @@ func removeAllBut(dir, keep string) {
 			warnIf(os.RemoveAll(filepath.Join(dir, e.Name())), "removing %s", e.Name())
 		}
 	}
+}
+
+// layoutDetectLimit bounds what telling the layout of a stream keeps in
+// memory to replay; an archive that hasn't shown its layout by then is
+// taken as runcr's, whose import refuses what it doesn't know.
+const layoutDetectLimit = 8 << 20
+
+// headRecorder keeps what is read through it, up to limit bytes; past
+// that, reads fail.
+type headRecorder struct {
+	r     io.Reader
+	buf   []byte
+	limit int
+}
+
+func (h *headRecorder) Read(p []byte) (int, error) {
+	if len(h.buf) >= h.limit {
+		return 0, errors.New("archive layout not recognised in its first bytes")
+	}
+	if room := h.limit - len(h.buf); len(p) > room {
+		p = p[:room]
+	}
+	n, err := h.r.Read(p)
+	h.buf = append(h.buf, p[:n]...)
+	return n, err
 }

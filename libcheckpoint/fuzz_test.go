@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -145,5 +146,59 @@ func FuzzImportArchive(f *testing.F) {
 		s.target = target
 		_, err = importArchive(bytes.NewReader(data), s.target, 1<<20)
 		s.check(t, err != nil)
+	})
+}
+
+// FuzzEngineArchive: an engine archive's import never panics and leaves
+// its two directories empty when it refuses; the same bytes taken as a
+// rootfs-diff.tar never change anything outside the rootfs, and nothing
+// at all when refused.
+func FuzzEngineArchive(f *testing.F) {
+	inv := reg("checkpoint/inventory.img", []byte("inv"))
+	f.Add(makeTar(f, dirEntry("checkpoint/"), inv, reg("config.dump", []byte("{}")), reg("etc/x", []byte("x"))))
+	f.Add(compress(f, makeTar(f, inv, reg("checkpoint/../x", nil)), CompressZstd))
+	f.Add(makeTar(f, entry{tar.Header{Typeflag: tar.TypeSymlink, Name: "l", Linkname: "../.."}, nil}, reg("l/x", []byte("x"))))
+	f.Add(makeTar(f, reg("uplink/secret", []byte("x")), reg("etc/.wh..wh..opq", nil)))
+	f.Add(compress(f, makeTar(f, entry{tar.Header{Typeflag: tar.TypeLink, Name: "h", Linkname: "../secret"}, nil}), CompressGzip))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		images, meta := t.TempDir(), t.TempDir()
+		if _, err := importEngineArchive(bytes.NewReader(data), images, meta, 1<<20); err != nil {
+			for _, d := range []string{images, meta} {
+				if names, _ := os.ReadDir(d); len(names) != 0 {
+					t.Fatalf("refused (%v) but %s holds %v", err, d, names)
+				}
+			}
+		}
+		rootfs, secret := rootfsSandbox(t)
+		outside := snapshot(t, filepath.Dir(secret))
+		before := snapshot(t, rootfs)
+		if err := os.WriteFile(filepath.Join(meta, engineRootfsDiff), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(filepath.Join(meta, engineDeletedFiles))
+		spec, err := loadSpec(filepath.Dir(rootfs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = (&engineImport{metaDir: meta, maxDiff: 1 << 20}).applyToBundle(filepath.Dir(rootfs), spec)
+		if err != nil && errors.Is(err, ErrBadArchive) && snapshot(t, rootfs) != before {
+			t.Fatalf("refused (%v) but the rootfs changed", err)
+		}
+		if data, _ := os.ReadFile(secret); string(data) != "secret" {
+			t.Fatal("the secret outside the rootfs changed")
+		}
+		// Outside the rootfs: only the rootfs itself may differ.
+		strip := func(s string) string {
+			var keep []string
+			for _, l := range strings.Split(s, "\n") {
+				if !strings.Contains(l, rootfs+"/") {
+					keep = append(keep, l)
+				}
+			}
+			return strings.Join(keep, "\n")
+		}
+		if strip(snapshot(t, filepath.Dir(secret))) != strip(outside) {
+			t.Fatalf("something outside the rootfs changed")
+		}
 	})
 }

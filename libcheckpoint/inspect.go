@@ -20,6 +20,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	critstats "github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
@@ -56,6 +57,13 @@ type Inspection struct {
 	Files FilesSummary `json:"files"`
 	// Namespaces are those of the root process.
 	Namespaces []InspectedNamespace `json:"namespaces"`
+	// Mounts are the mounts of the root process's mount namespace when
+	// the container had its own (mountpoints-ID.img), parents first.
+	Mounts []InspectedMount `json:"mounts"`
+	// Engine is what a container engine's archive (Podman, CRI-O,
+	// containerd) says beyond CRIU's images; nil for runcr's archives
+	// and image directories.
+	Engine *EngineInfo `json:"engine"`
 	// Dump is CRIU's dump statistics (stats-dump, else the manifest's);
 	// nil when there are none.
 	Dump *DumpReport `json:"dump_stats"`
@@ -163,6 +171,25 @@ type InspectedNamespace struct {
 	// Own is true when the container has its own namespace of this kind,
 	// false when it shared CRIU's (the host's).
 	Own bool `json:"own"`
+}
+
+// InspectedMount is one mount of the container's mount namespace as
+// CRIU recorded it.
+type InspectedMount struct {
+	ID       uint32 `json:"id"`
+	ParentID uint32 `json:"parent_id"`
+	// Mountpoint is where it is mounted, in the container.
+	Mountpoint string `json:"mountpoint"`
+	// FSType is the file system type ("proc", "tmpfs", "overlayfs",
+	// "cgroup2", ..., or the kernel's name for ones CRIU calls "auto").
+	FSType string `json:"fstype"`
+	Source string `json:"source"`
+	// Root is the mounted subtree of its file system ("/" for all of it).
+	Root    string `json:"root"`
+	Options string `json:"options,omitempty"`
+	// External is a mount from outside the container (a bind mount the
+	// runtime set up), which a restore must be given a source for.
+	External bool `json:"external"`
 }
 
 // DumpReport is CRIU's dump statistics with times in milliseconds.
@@ -294,6 +321,9 @@ func (in *inspector) run() error {
 		return err
 	}
 	in.namespaces()
+	if err := in.mounts(); err != nil {
+		return err
+	}
 	return in.dumpStats()
 }
 
@@ -869,5 +899,42 @@ func (in *inspector) dumpStats() error {
 	default:
 		return err
 	}
+	return nil
+}
+
+// mounts reads the root process's mount namespace (mountpoints-ID.img).
+// There is none when the container shared the host's.
+func (in *inspector) mounts() error {
+	in.ins.Mounts = []InspectedMount{}
+	if len(in.ins.Processes) == 0 {
+		return nil
+	}
+	ids, ok := in.ids[in.ins.Processes[0].PID]
+	if !ok || ids.GetMntNsId() == 0 {
+		return nil
+	}
+	name := fmt.Sprintf("mountpoints-%d.img", ids.GetMntNsId())
+	if _, err := os.Stat(filepath.Join(in.dir, name)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	entries, err := in.decode(name, "MNTS", &mnt.MntEntry{})
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		m := e.(*mnt.MntEntry)
+		fstype := strings.ToLower(mnt.Fstype(m.GetFstype()).String())
+		if m.GetFsname() != "" {
+			fstype = m.GetFsname()
+		} else if _, known := mnt.Fstype_name[int32(m.GetFstype())]; !known {
+			fstype = "type " + strconv.FormatUint(uint64(m.GetFstype()), 10)
+		}
+		in.ins.Mounts = append(in.ins.Mounts, InspectedMount{
+			ID: m.GetMntId(), ParentID: m.GetParentMntId(), Mountpoint: m.GetMountpoint(), FSType: fstype,
+			Source: m.GetSource(), Root: m.GetRoot(), Options: m.GetOptions(), External: m.GetExtKey() != "" || m.GetExtMount(),
+		})
+	}
+	// CRIU lists children first; a mountpoint sorts after its parent's.
+	slices.SortStableFunc(in.ins.Mounts, func(a, b InspectedMount) int { return strings.Compare(a.Mountpoint, b.Mountpoint) })
 	return nil
 }

@@ -94,7 +94,7 @@ func TestApplyManifest(t *testing.T) {
 	write(Manifest{State: ManifestComplete, ContainerID: "c", Bundle: "/the/bundle",
 		Options: ManifestOptions{TCPEstablished: true, FileLocks: true}})
 	opts := RestoreOptions{CommonOptions: CommonOptions{ImagePath: images}}
-	if _, err := applyManifest(&opts); err != nil {
+	if _, err := applyManifest(&opts, true); err != nil {
 		t.Fatal(err)
 	}
 	if opts.Bundle != "/the/bundle" || !opts.TCPEstablished || !opts.FileLocks || opts.ShellJob || opts.ExtUnixSockets {
@@ -103,32 +103,32 @@ func TestApplyManifest(t *testing.T) {
 
 	// A given --bundle wins; so does a working directory that is a bundle.
 	opts = RestoreOptions{CommonOptions: CommonOptions{ImagePath: images}, Bundle: "/mine"}
-	if _, err := applyManifest(&opts); err != nil || opts.Bundle != "/mine" {
+	if _, err := applyManifest(&opts, true); err != nil || opts.Bundle != "/mine" {
 		t.Errorf("--bundle /mine became %q (%v)", opts.Bundle, err)
 	}
 	if err := os.WriteFile(filepath.Join(cwd, "config.json"), []byte("{}"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	opts = RestoreOptions{CommonOptions: CommonOptions{ImagePath: images}}
-	if _, err := applyManifest(&opts); err != nil || opts.Bundle != "" {
+	if _, err := applyManifest(&opts, true); err != nil || opts.Bundle != "" {
 		t.Errorf("a bundle as working directory was overridden with %q (%v)", opts.Bundle, err)
 	}
 
 	write(Manifest{State: ManifestIncomplete, ContainerID: "c"})
 	opts = RestoreOptions{CommonOptions: CommonOptions{ImagePath: images}}
-	if _, err := applyManifest(&opts); !errors.Is(err, ErrIncompleteCheckpoint) || !strings.Contains(err.Error(), "--image-path "+images) {
+	if _, err := applyManifest(&opts, true); !errors.Is(err, ErrIncompleteCheckpoint) || !strings.Contains(err.Error(), "--image-path "+images) {
 		t.Errorf("incomplete manifest: %v", err)
 	}
 
 	write(Manifest{State: ManifestComplete, ContainerID: "c", Options: ManifestOptions{PreDump: true}})
-	if _, err := applyManifest(&opts); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "pre-dump") {
+	if _, err := applyManifest(&opts, true); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "pre-dump") {
 		t.Errorf("pre-dump manifest: %v", err)
 	}
 
 	if err := os.WriteFile(filepath.Join(images, ManifestFile), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := applyManifest(&opts); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--image-path") {
+	if _, err := applyManifest(&opts, true); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--image-path") {
 		t.Errorf("corrupt manifest: %v", err)
 	}
 }

@@ -95,7 +95,11 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 		}
 		defer func() { imported.finish(err) }()
 	}
-	manifest, err := applyManifest(&opts)
+	// An engine's archive may hold runcr's manifest (runcr was the
+	// engine's runtime); the bundle it names is the engine's, not one to
+	// restore into.
+	engine := imported != nil && imported.engine != nil
+	manifest, err := applyManifest(&opts, !engine)
 	if errors.Is(err, ErrIncompleteCheckpoint) && rt.isBusy(manifest.ContainerID) {
 		return -1, fmt.Errorf("%w: --image-path: the checkpoint of %q is still writing these images; restore once it is done", ErrBusy, manifest.ContainerID)
 	}
@@ -110,11 +114,19 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 	if err := prepareRestorePaths(&opts, criuOpts); err != nil {
 		return -1, err
 	}
+	if engine {
+		if _, err := os.Stat(filepath.Join(opts.Bundle, "config.json")); err != nil {
+			return -1, invalid("bundle", "%s has no config.json: %v; restoring an engine's archive needs a bundle whose config.json has the checkpointed container's mounts and namespaces. The archive's %s is the config the container ran with, but it names the engine's rootfs, bind mount sources and network namespace, which are gone or the engine's: runcr does not use it as it is; adapt a copy of it (root.path, bind mount sources, namespace paths, cgroupsPath) into the bundle",
+				opts.Bundle, unwrapPathError(err), engineSpecDump)
+		}
+	}
 	spec, err := loadSpec(opts.Bundle)
 	if err != nil {
 		return -1, err
 	}
-	warnIfConfigChanged(manifest, opts.Bundle)
+	if !engine {
+		warnIfConfigChanged(manifest, opts.Bundle)
+	}
 	r := &restorer{
 		opts:     opts,
 		stdio:    stdio,
@@ -145,6 +157,13 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 	if err != nil {
 		return -1, err
 	}
+	if engine {
+		if err := imported.engine.applyToBundle(opts.Bundle, spec); err != nil {
+			return -1, fmt.Errorf("--import %s: %w", imported.engine.archive, err)
+		}
+	}
+	// After the rootfs diff of an engine archive: it may have planted
+	// the symlink.
 	if err := checkCriuMountKeys(config, fmt.Sprintf("restore of container %q", id)); err != nil {
 		return -1, err
 	}
@@ -190,7 +209,7 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 // caller can tell a checkpoint still running), and fills in what restore needn't be told again: the bundle,
 // when neither --bundle is given nor the working directory is a bundle,
 // and the options that must match the dump (CRIU fails without them).
-func applyManifest(opts *RestoreOptions) (*Manifest, error) {
+func applyManifest(opts *RestoreOptions, bundleFromManifest bool) (*Manifest, error) {
 	cwd, err := os.Getwd()
 	if err != nil {
 		return nil, err
@@ -213,7 +232,7 @@ func applyManifest(opts *RestoreOptions) (*Manifest, error) {
 	if m.Options.PreDump {
 		return nil, invalid("image-path", "%s holds a --pre-dump (memory only) of %q; restore the checkpoint made on top of it", dir, m.ContainerID)
 	}
-	if opts.Bundle == "" && m.Bundle != "" {
+	if opts.Bundle == "" && m.Bundle != "" && bundleFromManifest {
 		if _, err := os.Stat(filepath.Join(cwd, "config.json")); err != nil {
 			logrus.Debugf("restoring with the bundle the manifest names: %s", m.Bundle)
 			opts.Bundle = m.Bundle

@@ -207,3 +207,65 @@ assert_continues() {
 	[ "$COUNTER" -gt "$first" ] || fail "counter stuck at $COUNTER: the workload is not running"
 	[ "$MEM" = OK ] || fail "mem=$MEM"
 }
+
+# check_runcr_reads_engine_archive ARCHIVE ENGINE NAME: `runcr inspect` of an
+# engine's checkpoint archive (podman container checkpoint --export, crictl
+# checkpoint --export) names ENGINE (Podman, CRI-O, containerd) and the
+# container NAME, shows the process tree with the workload's shell, and the
+# JSON agrees; sets INSPECT_JSON for further checks.
+check_runcr_reads_engine_archive() {
+	local archive=$1 engine=$2 name=$3
+	run "$RUNCR" inspect "$archive"
+	log "\$ runcr inspect $archive (status=$status)"
+	log "$output"
+	[ "$status" -eq 0 ] || fail "runcr inspect failed"
+	grep -qE "^Engine: +$engine\$" <<<"$output" || fail "inspect does not say Engine: $engine"
+	grep -qE "^Container: +$name\$" <<<"$output" || fail "inspect does not name the container $name"
+	grep -qE '^Processes: [1-9]' <<<"$output" || fail "no process tree"
+	grep -qE '^ +1 +0 .* sh ' <<<"$output" || fail "the workload's shell is not pid 1 of the tree"
+	run "$RUNCR" inspect --format json "$archive"
+	[ "$status" -eq 0 ] || fail "runcr inspect --format json failed: $output"
+	INSPECT_JSON=$output
+	jq -e --arg e "$engine" --arg n "$name" '.engine.engine == $e and .engine.container_name == $n and
+		(.engine.container_id | length) > 0 and .engine.checkpoint_bytes > 0 and
+		.processes[0].comm == "sh" and .memory.pages > 0 and
+		(.mounts | map(.mountpoint) | index("/proc")) != null' <<<"$INSPECT_JSON" >/dev/null ||
+		fail "inspect's JSON lacks the engine, container, processes, memory or mounts"
+}
+
+# bundle_from_engine_archive ARCHIVE BUNDLE NETNS [ROOT_MODE]: a fresh
+# bundle for `runcr restore --import ARCHIVE`: the test rootfs (its top
+# directory's mode set to ROOT_MODE, which CRIU checks against the dumped
+# one) and a config.json made from the archive's spec.dump with root.path
+# "rootfs", each bind mount's source replaced by a new file or directory in
+# BUNDLE/binds, the network namespace joined at /run/netns/NETNS (created
+# here) and no cgroupsPath. This is what runcr-restore(8) tells users to do.
+bundle_from_engine_archive() {
+	local archive=$1 b=$2 netns=$3 mode=${4:-}
+	mkdir -p "$b/binds"
+	cp -a "$ROOTFS" "$b/rootfs"
+	[ -n "$mode" ] && chmod "$mode" "$b/rootfs"
+	tar -xOf "$archive" spec.dump >"$b/spec.dump" 2>/dev/null ||
+		tar -I zstd -xOf "$archive" spec.dump >"$b/spec.dump" ||
+		fail "no spec.dump in $archive" || return 1
+	ip netns add "$netns"
+	local i=0 dest src new
+	local -a args=()
+	while IFS=$'\t' read -r dest src; do
+		new=$b/binds/$i
+		if [ -d "$src" ] || [ "$dest" = /dev/shm ] || [ -d "$b/rootfs$dest" ]; then
+			mkdir -p "$new"
+		else
+			echo "# $dest for the restored container" >"$new"
+		fi
+		args+=(--arg "m$i" "$new")
+		i=$((i + 1))
+	done < <(jq -r '.mounts[] | select(.type == "bind" or ((.options // []) | index("bind") or index("rbind"))) | [.destination, .source] | @tsv' "$b/spec.dump")
+	jq "${args[@]}" --arg ns "/run/netns/$netns" '
+		.root = {path: "rootfs"} | del(.linux.cgroupsPath) | del(.hooks) |
+		reduce range(0; .mounts | length) as $j ({o: ., k: 0};
+			if (.o.mounts[$j].type == "bind" or ((.o.mounts[$j].options // []) | index("bind") or index("rbind")))
+			then .o.mounts[$j].source = $ARGS.named["m\(.k)"] | .k += 1 else . end) | .o |
+		.linux.namespaces |= map(if .type == "network" then .path = $ns else . end)' \
+		"$b/spec.dump" >"$b/config.json"
+}
