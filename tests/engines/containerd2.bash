@@ -116,7 +116,11 @@ ctrd2_start() {
 	# containerd looks for containerd-shim-runc-v2 on PATH before its own
 	# directory: put the version's directory first, or it starts Debian's
 	# 1.6 shim from /usr/bin.
-	PATH=$bindir:$PATH "$bindir/containerd" --config "$C2_DIR/config.toml" >"$C2_DIR/containerd.log" 2>&1 &
+	# Its temporary directories (ctrd-checkpoint* from the tasks service,
+	# checkpoint* from CRI's restore) go to XDG_RUNTIME_DIR and TMPDIR,
+	# /tmp by default, where some are never removed: keep them private.
+	mkdir -p "$C2_DIR/tmp"
+	PATH=$bindir:$PATH XDG_RUNTIME_DIR=$C2_DIR/tmp TMPDIR=$C2_DIR/tmp "$bindir/containerd" --config "$C2_DIR/config.toml" >"$C2_DIR/containerd.log" 2>&1 &
 	echo $! >"$C2_DIR/pid"
 	local i
 	for ((i = 0; i < 100; i++)); do
