@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -84,8 +85,8 @@ func ensureKdatCache(criuPath string) (kdatSetup, error) {
 		return kdatNotNeeded, err
 	}
 	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return kdatNotNeeded, err
+	if err := flockWithin(lock, kdatLockWait); err != nil {
+		return kdatNotNeeded, fmt.Errorf("%s: %w", lock.Name(), err)
 	}
 	if kdatReadyFor(key) {
 		return kdatReady, nil
@@ -95,6 +96,32 @@ func ensureKdatCache(criuPath string) (kdatSetup, error) {
 		return kdatNotNeeded, err
 	}
 	return kdatMade, nil
+}
+
+// kdatLockWait bounds the wait for another runcr that is making the cache.
+// Making it is one short criu run, but the lock is one for every criu
+// binary and that criu may be slow or hang (a test's fake criu, a broken
+// upgrade): without a bound, every checkpoint and restore on the host
+// would wait for it (under containerd's CRI until the shim's deadline
+// cancels the restore). Past the bound CRIU just probes by itself.
+var kdatLockWait = 5 * time.Second
+
+// errLockBusy says flockWithin gave up.
+var errLockBusy = errors.New("still locked by another process")
+
+// flockWithin takes an exclusive flock on f, waiting at most d.
+func flockWithin(f *os.File, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return err
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("%w after %v", errLockBusy, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // kdatKey names this boot and the criu binary (through symlinks, so that

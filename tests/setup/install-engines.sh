@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the container engines runcr's engine tests drive (tests/engines):
 # Debian bookworm's Podman (with conmon, netavark and aardvark-dns) and
-# containerd (which ships ctr). Run as root, after install-deps.sh. Idempotent:
+# containerd (which ships ctr), then containerd 2.4/2.3 and crictl built with
+# go install (install-containerd2.sh). Run as root, after install-deps.sh. Idempotent:
 # packages already installed are not touched, and nothing is started or
 # enabled: the tests start containerd themselves with a private config, and
 # Podman needs no daemon.
@@ -57,3 +58,8 @@ log "podman: $(podman --version)"
 log "conmon: $(conmon --version | head -1)"
 log "containerd: $(containerd --version)"
 log "ctr: $(ctr --version)"
+
+# containerd 2.4 and 2.3 and crictl for tests/engines/containerd2.bats: built
+# from the Go module proxy at pinned versions into version directories off
+# PATH (see the script).
+bash "$(dirname "${BASH_SOURCE[0]}")/install-containerd2.sh"
