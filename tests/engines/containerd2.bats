@@ -36,6 +36,11 @@ setup() {
 }
 
 teardown() {
+	if [ -n "${NEW_ID:-}" ]; then
+		"$RUNCR" kill "$NEW_ID" KILL >/dev/null 2>&1 || true
+		sleep 0.3
+		"$RUNCR" delete -f "$NEW_ID" >/dev/null 2>&1 || true
+	fi
 	log "--- runtime calls (runcr) in this test:"
 	argv_log_since "$MARK" >&2 || true
 	[ -n "${C2_DIR:-}" ] || return 0
@@ -117,6 +122,42 @@ restore_new_pod() {
 
 @test "containerd 2.3.7, runc (reference): crictl checkpoint --export of a running pod container; it keeps running" {
 	checkpoint_running 2.3.7 runc
+}
+
+# import_cri_archive HANDLER: containerd 2.4's CRI archive of the workload
+# (made with HANDLER as the runtime) read by `runcr inspect` and restored by
+# `runcr restore --import` into a fresh bundle beside the running original
+# (whose pod's IPC and UTS namespaces spec.dump names): the copy counts on
+# from the checkpointed counter, memory intact, its rootfs changes applied.
+import_cri_archive() {
+	local h=$1 root_mode before b
+	checkpoint_running 2.4.2 "$h"
+	check_runcr_reads_engine_archive "$ARCHIVE" containerd counter
+	jq -e '.engine.rootfs_diff.paths | index("tmp/state") != null' <<<"$INSPECT_JSON" >/dev/null ||
+		fail "inspect's rootfs diff lacks tmp/state"
+	crictl_ exec -s "$CID" stat -c %a /
+	root_mode=$output
+	before=$(tar -xOf "$ARCHIVE" rootfs-diff.tar | tar -xzOf - tmp/state | sed 's/.*counter=\([0-9]*\).*/\1/')
+	log "checkpointed at counter $before"
+	NEW_ID=runcr-c2i-$h-$$
+	b=$BATS_TEST_TMPDIR/bundle
+	bundle_from_engine_archive "$ARCHIVE" "$b" "runcr-c2i-$$" "$root_mode"
+	frun "$RUNCR" restore -d --import "$ARCHIVE" --bundle "$b" "$NEW_ID"
+	ip netns del "runcr-c2i-$$" 2>/dev/null || true
+	[ "$status" -eq 0 ] || fail "runcr restore --import of containerd's archive failed"
+	assert_continues imported_reader "$before" "$MD5_BEFORE"
+}
+
+imported_reader() {
+	"$RUNCR" exec "$NEW_ID" cat /tmp/state
+}
+
+@test "containerd 2.4.2 archive (runcr as the runtime): runcr inspect, and restore --import into a fresh bundle" {
+	import_cri_archive runcr
+}
+
+@test "containerd 2.4.2 archive (runc as the runtime): runcr inspect, and restore --import into a fresh bundle" {
+	import_cri_archive runc
 }
 
 @test "containerd 2.3.7, runcr: restore via CreateContainer into a new pod; workload continues" {
