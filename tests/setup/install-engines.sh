@@ -24,8 +24,9 @@ PACKAGES=(
 	# Docker 20.10 (dockerd, docker CLI); tests/engines/docker.bats starts
 	# its own dockerd with a private data root, exec root and containerd
 	docker.io
-	# imports the test image into CRI-O's private storage (crio.bats)
-	skopeo
+	# imports the test image into CRI-O's private storage (crio.bats), and
+	# builds the checkpoint image the kubelet restores (kubelet.bats)
+	skopeo buildah
 	# used by the tests themselves
 	socat jq iptables iproute2 busybox-static bats
 )
@@ -33,7 +34,7 @@ mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
 	log "installing Debian packages: ${missing[*]}"
 	apt-get update -qq
-	# --no-install-recommends: no buildah/fuse-overlayfs/slirp4netns (rootless
+	# --no-install-recommends: no fuse-overlayfs/slirp4netns (rootless
 	# only), no dbus session; policy-rc.d keeps the postinst from starting
 	# containerd or docker (the tests run their own instances).
 	policy=/usr/sbin/policy-rc.d
@@ -68,9 +69,11 @@ log "conmon: $(conmon --version | head -1)"
 log "containerd: $(containerd --version)"
 log "ctr: $(ctr --version)"
 log "docker: $(/usr/bin/docker --version), dockerd: $(/usr/sbin/dockerd --version)"
-log "skopeo: $(skopeo --version)"
+log "skopeo: $(skopeo --version), buildah: $(buildah --version)"
 
 # CRI-O v1.34.0 (crio, pinns) and crictl for tests/engines/crio.bats: built
 # from the Go module proxy at pinned versions into version directories off
 # PATH (see the script).
 bash "$(dirname "${BASH_SOURCE[0]}")/install-crio.sh"
+# kubelet v1.34.4 for tests/engines/kubelet.bats (see the script).
+bash "$(dirname "${BASH_SOURCE[0]}")/install-kubelet.sh"
