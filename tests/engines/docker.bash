@@ -2,10 +2,11 @@
 # Docker-specific helpers: Debian's Docker 20.10 with its own dockerd, started
 # by the test file with everything private: data root, exec root, pid file and
 # API socket under the run's temp dir, a private daemon.json, and no iptables,
-# ip forwarding or bridge (containers run with --network none). dockerd starts
-# its own managed containerd (Debian's 1.6) with root, state and socket under
-# that data and exec root, so it shares nothing with a host containerd or the
-# private one of containerd.bats.
+# ip forwarding or bridge (containers run with --network none). Its containerd
+# (Debian's 1.6) is started here too, with containerd.bats' config template
+# (own root, state and socket under $DOCKER_DIR), and given to dockerd with
+# --containerd: left alone, dockerd would use a host containerd listening on
+# /run/containerd/containerd.sock instead of starting a managed one.
 #
 # Two runtimes are registered in daemon.json: "runcr" (the logging wrapper)
 # and "runcref", the same logging wrapper around runc v1.4.4 itself: the
@@ -20,7 +21,16 @@ DOCKERD=/usr/sbin/dockerd
 # Starts dockerd (once per file) and loads the test image.
 docker_start() {
 	engines_setup_bin
-	mkdir -p "$DOCKER_DIR"/{data,exec}
+	mkdir -p "$DOCKER_DIR"/{data,exec,ctrd/root,ctrd/state}
+	sed -e "s|@ROOT@|$DOCKER_DIR/ctrd/root|g" -e "s|@STATE@|$DOCKER_DIR/ctrd/state|g" \
+		-e "s|@SOCK@|$DOCKER_DIR/ctrd/c.sock|g" "$ENGINES_DIR/containerd-config.toml" >"$DOCKER_DIR/ctrd/config.toml"
+	containerd --config "$DOCKER_DIR/ctrd/config.toml" >"$DOCKER_DIR/ctrd/containerd.log" 2>&1 &
+	echo $! >"$DOCKER_DIR/ctrd/pid"
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ -S "$DOCKER_DIR/ctrd/c.sock" ] && break
+		sleep 0.2
+	done
 	# The reference: runc through the same logging wrapper.
 	sed -e "s|@LOG@|$ARGV_LOG|g" -e "s|@RUNCR@|/usr/local/sbin/runc|g" -e "s|@ENSURE_PATH@||g" \
 		"$ENGINES_DIR/runtime-wrapper.sh" >"$ENGINES_BIN/runcref"
@@ -40,11 +50,11 @@ EOF
 	"$DOCKERD" --config-file "$DOCKER_DIR/daemon.json" \
 		--data-root "$DOCKER_DIR/data" --exec-root "$DOCKER_DIR/exec" \
 		--pidfile "$DOCKER_DIR/dockerd.pid" -H "unix://$DOCKER_SOCK" \
+		--containerd "$DOCKER_DIR/ctrd/c.sock" \
 		--iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
 		--bridge=none --userland-proxy=false --experimental \
 		>"$DOCKER_DIR/dockerd.log" 2>&1 &
 	echo $! >"$DOCKER_DIR/pid"
-	local i
 	for ((i = 0; i < 150; i++)); do
 		"${DOCKER[@]}" version >/dev/null 2>&1 && break
 		sleep 0.2
@@ -58,7 +68,7 @@ EOF
 }
 
 # Stops the dockerd docker_start started, by its pid, after removing its
-# containers; its managed containerd and shims go with it.
+# containers, then its containerd.
 docker_stop() {
 	[ -f "$DOCKER_DIR/pid" ] || return 0
 	local c pid i
@@ -73,15 +83,23 @@ docker_stop() {
 	done
 	kill -9 "$pid" 2>/dev/null || true
 	rm -f "$DOCKER_DIR/pid"
-	# The managed containerd exits with dockerd; shims of our socket too.
+	# Then its containerd, by pid, and the shims of its socket.
+	if [ -f "$DOCKER_DIR/ctrd/pid" ]; then
+		pid=$(cat "$DOCKER_DIR/ctrd/pid")
+		kill "$pid" 2>/dev/null || true
+		for ((i = 0; i < 50; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -9 "$pid" 2>/dev/null || true
+		rm -f "$DOCKER_DIR/ctrd/pid"
+	fi
 	local p
 	for p in $(pgrep -f "containerd-shim-runc-v2 -namespace moby" || true); do
 		grep -qF "$DOCKER_DIR" "/proc/$p/cmdline" 2>/dev/null && kill "$p" 2>/dev/null
 	done
-	for p in $(pgrep -x containerd || true); do
-		grep -qF "$DOCKER_DIR" "/proc/$p/cmdline" 2>/dev/null && kill "$p" 2>/dev/null
-	done
 	engines_unmount_all
+	engines_rm_cgroups runcr-test-docker
 	if [ -f "$DOCKER_DIR/sysctl.before" ]; then
 		sysctl -n net.ipv4.ip_forward net.ipv6.conf.all.forwarding 2>/dev/null >"$DOCKER_DIR/sysctl.after" || true
 		cmp -s "$DOCKER_DIR/sysctl.before" "$DOCKER_DIR/sysctl.after" ||
