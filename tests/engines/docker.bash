@@ -24,7 +24,12 @@ docker_start() {
 	mkdir -p "$DOCKER_DIR"/{data,exec,ctrd/root,ctrd/state}
 	sed -e "s|@ROOT@|$DOCKER_DIR/ctrd/root|g" -e "s|@STATE@|$DOCKER_DIR/ctrd/state|g" \
 		-e "s|@SOCK@|$DOCKER_DIR/ctrd/c.sock|g" "$ENGINES_DIR/containerd-config.toml" >"$DOCKER_DIR/ctrd/config.toml"
-	containerd --config "$DOCKER_DIR/ctrd/config.toml" >"$DOCKER_DIR/ctrd/containerd.log" 2>&1 &
+	# containerd unpacks a checkpoint to restore into a temp dir it does not
+	# remove (ctrd-checkpoint*), and its shim makes ctd-checkpoint* and
+	# runc-process* ones: keep them all in the test's dir, not in /tmp.
+	mkdir -p "$DOCKER_DIR/tmp"
+	TMPDIR=$DOCKER_DIR/tmp XDG_RUNTIME_DIR=$DOCKER_DIR/tmp \
+		containerd --config "$DOCKER_DIR/ctrd/config.toml" >"$DOCKER_DIR/ctrd/containerd.log" 2>&1 &
 	echo $! >"$DOCKER_DIR/ctrd/pid"
 	local i
 	for ((i = 0; i < 100; i++)); do
@@ -47,7 +52,7 @@ docker_start() {
 EOF
 	# Host sysctls dockerd could touch; compared in docker_stop.
 	sysctl -n net.ipv4.ip_forward net.ipv6.conf.all.forwarding 2>/dev/null >"$DOCKER_DIR/sysctl.before" || true
-	"$DOCKERD" --config-file "$DOCKER_DIR/daemon.json" \
+	TMPDIR=$DOCKER_DIR/tmp "$DOCKERD" --config-file "$DOCKER_DIR/daemon.json" \
 		--data-root "$DOCKER_DIR/data" --exec-root "$DOCKER_DIR/exec" \
 		--pidfile "$DOCKER_DIR/dockerd.pid" -H "unix://$DOCKER_SOCK" \
 		--containerd "$DOCKER_DIR/ctrd/c.sock" \
