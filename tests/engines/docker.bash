@@ -47,9 +47,14 @@ docker_start() {
     "runcref": {"path": "$ENGINES_BIN/runcref"}
   },
   "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 1024, "Soft": 1024}},
-  "cgroup-parent": "/runcr-test-docker"
+  "cgroup-parent": "/runcr-test-docker",
+  "deprecated-key-path": "$DOCKER_DIR/key.json"
 }
 EOF
+	# dockerd makes /run/docker/plugins (a fixed path) and, unless told
+	# otherwise (deprecated-key-path above), writes /etc/docker/key.json;
+	# docker_stop removes /run/docker again if it was not there.
+	[ -e /run/docker ] || : >"$DOCKER_DIR/made-run-docker"
 	# Host sysctls dockerd could touch; compared in docker_stop.
 	sysctl -n net.ipv4.ip_forward net.ipv6.conf.all.forwarding 2>/dev/null >"$DOCKER_DIR/sysctl.before" || true
 	TMPDIR=$DOCKER_DIR/tmp "$DOCKERD" --config-file "$DOCKER_DIR/daemon.json" \
@@ -105,6 +110,10 @@ docker_stop() {
 	done
 	engines_unmount_all
 	engines_rm_cgroups runcr-test-docker
+	if [ -f "$DOCKER_DIR/made-run-docker" ]; then
+		rmdir /run/docker/plugins /run/docker 2>/dev/null || true
+		rm -f "$DOCKER_DIR/made-run-docker"
+	fi
 	if [ -f "$DOCKER_DIR/sysctl.before" ]; then
 		sysctl -n net.ipv4.ip_forward net.ipv6.conf.all.forwarding 2>/dev/null >"$DOCKER_DIR/sysctl.after" || true
 		cmp -s "$DOCKER_DIR/sysctl.before" "$DOCKER_DIR/sysctl.after" ||
