@@ -15,7 +15,12 @@ containerd_start() {
 	mkdir -p "$CTRD_DIR"/{root,state}
 	sed -e "s|@ROOT@|$CTRD_DIR/root|g" -e "s|@STATE@|$CTRD_DIR/state|g" -e "s|@SOCK@|$CTRD_SOCK|g" \
 		"$ENGINES_DIR/containerd-config.toml" >"$CTRD_DIR/config.toml"
-	containerd --config "$CTRD_DIR/config.toml" >"$CTRD_DIR/containerd.log" 2>&1 &
+	# containerd unpacks a checkpoint to restore from into a temp dir
+	# (ctrd-checkpoint*, under $XDG_RUNTIME_DIR, else $TMPDIR) that it never
+	# removes: keep those in the test's dir, not in /tmp.
+	mkdir -p "$CTRD_DIR/tmp"
+	TMPDIR=$CTRD_DIR/tmp XDG_RUNTIME_DIR=$CTRD_DIR/tmp \
+		containerd --config "$CTRD_DIR/config.toml" >"$CTRD_DIR/containerd.log" 2>&1 &
 	echo $! >"$CTRD_DIR/pid"
 	local i
 	for ((i = 0; i < 100; i++)); do

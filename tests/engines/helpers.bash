@@ -269,3 +269,14 @@ bundle_from_engine_archive() {
 		.linux.namespaces |= map(if .type == "network" then .path = $ns else . end)' \
 		"$b/spec.dump" >"$b/config.json"
 }
+
+# engines_rm_cgroups NAME: removes the (empty, once the engine is gone)
+# cgroup directories /NAME that an engine given that cgroup parent created,
+# in every hierarchy, deepest first.
+engines_rm_cgroups() {
+	local h
+	for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/unified/; do
+		[ -d "$h$1" ] || continue
+		find "$h$1" -depth -type d -exec rmdir {} + 2>/dev/null || true
+	done
+}

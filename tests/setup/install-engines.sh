@@ -22,6 +22,12 @@ require_root "it installs Debian packages"
 PACKAGES=(
 	podman conmon netavark aardvark-dns catatonit
 	containerd
+	# Docker 20.10 (dockerd, docker CLI); tests/engines/docker.bats starts
+	# its own dockerd with a private data root, exec root and containerd
+	docker.io
+	# imports the test image into CRI-O's private storage (crio.bats), and
+	# builds the checkpoint image the kubelet restores (kubelet.bats)
+	skopeo buildah
 	# used by the tests themselves
 	socat jq iptables iproute2 busybox-static bats
 )
@@ -29,9 +35,9 @@ mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
 	log "installing Debian packages: ${missing[*]}"
 	apt-get update -qq
-	# --no-install-recommends: no buildah/fuse-overlayfs/slirp4netns (rootless
+	# --no-install-recommends: no fuse-overlayfs/slirp4netns (rootless
 	# only), no dbus session; policy-rc.d keeps the postinst from starting
-	# containerd (the tests run their own instance).
+	# containerd or docker (the tests run their own instances).
 	policy=/usr/sbin/policy-rc.d
 	created_policy=
 	if [ ! -e "$policy" ]; then
@@ -41,6 +47,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	fi
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	[ -n "$created_policy" ] && rm -f "$policy"
+	# docker.io's postinst enables docker.service/docker.socket even when
+	# policy-rc.d stops it from starting them; undo that (works offline).
+	if [[ " ${missing[*]} " == *" docker.io "* ]] && command -v systemctl >/dev/null; then
+		systemctl disable docker.service docker.socket >/dev/null 2>&1 || true
+	fi
 fi
 
 # Podman reads the network backend and runtimes from containers.conf; the
@@ -58,6 +69,15 @@ log "podman: $(podman --version)"
 log "conmon: $(conmon --version | head -1)"
 log "containerd: $(containerd --version)"
 log "ctr: $(ctr --version)"
+log "docker: $(/usr/bin/docker --version), dockerd: $(/usr/sbin/dockerd --version)"
+log "skopeo: $(skopeo --version), buildah: $(buildah --version)"
+
+# CRI-O v1.34.0 (crio, pinns) and crictl for tests/engines/crio.bats: built
+# from the Go module proxy at pinned versions into version directories off
+# PATH (see the script).
+bash "$(dirname "${BASH_SOURCE[0]}")/install-crio.sh"
+# kubelet v1.34.4 for tests/engines/kubelet.bats (see the script).
+bash "$(dirname "${BASH_SOURCE[0]}")/install-kubelet.sh"
 
 # containerd 2.4 and 2.3 and crictl for tests/engines/containerd2.bats: built
 # from the Go module proxy at pinned versions into version directories off
