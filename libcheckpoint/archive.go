@@ -54,7 +54,7 @@ const (
 	// has a few files per process.
 	maxArchiveEntries = 100000
 	// maxManifestSize bounds the manifest read into memory.
-	maxManifestSize = 1 << 20
+	maxManifestSize = 16 << 20
 	// maxTrailer is how much may follow the tar stream's end inside the
 	// compressed stream (tar pads to a record; nothing else is expected).
 	maxTrailer = 1 << 20

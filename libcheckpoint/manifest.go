@@ -165,12 +165,20 @@ func manifestOptions(o CheckpointOptions) ManifestOptions {
 // ReadManifest reads dir's manifest. A directory without one (as runc
 // makes them) gives (nil, nil).
 func ReadManifest(dir string) (*Manifest, error) {
-	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	f, err := os.Open(filepath.Join(dir, ManifestFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxManifestSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxManifestSize {
+		return nil, fmt.Errorf("%s is more than runcr's limit of %d bytes for a manifest", ManifestFile, maxManifestSize)
 	}
 	return DecodeManifest(data)
 }
