@@ -70,6 +70,8 @@ type Inspection struct {
 	// Warnings say what could not be read without making the images
 	// unusable (a command line in a parent image, pages on a page server).
 	Warnings []string `json:"warnings,omitempty"`
+	// Verified is what inspect --verify checked; nil without it.
+	Verified *VerifyReport `json:"verified,omitempty"`
 }
 
 // InspectedProcess is one dumped process.

@@ -83,6 +83,12 @@ type Manifest struct {
 	// at descriptors 3 and up, by number ("pipe:[INODE]"), which restore
 	// --preserve-fds reattaches to the descriptors it is given.
 	InheritedFDs map[int]string `json:"inherited_fds,omitempty"`
+	// Images are the image files by name, with their sizes and digests
+	// (digest.go), recorded when the checkpoint completed; nil in
+	// manifests older than digests.
+	Images map[string]ImageFile `json:"images,omitempty"`
+	// ImagesSize is the sum of Images' sizes.
+	ImagesSize int64 `json:"images_size,omitempty"`
 }
 
 // ManifestVersions records the versions of runcr, libcontainer, CRIU and
