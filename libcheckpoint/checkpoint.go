@@ -154,7 +154,7 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointR
 	// CRIU is done (and, without --leave-running, has ended the
 	// processes): the digests cost no frozen time.
 	digestStart := time.Now()
-	images, err := digestImages(res.ImagePath)
+	images, err := DigestImages(res.ImagePath)
 	if err != nil {
 		if !keepsRunning {
 			thawUnlessPaused(container, status == libcontainer.Paused)

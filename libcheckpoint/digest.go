@@ -48,8 +48,9 @@ func unhashed(name string) bool {
 		strings.HasSuffix(name, ".log") || name == "stats-restore" || name == ArchiveConfigFile
 }
 
-// digestImages hashes every regular image file of dir, on up to 4 CPUs.
-func digestImages(dir string) (map[string]ImageFile, error) {
+// DigestImages hashes every regular image file of dir, on up to 4 CPUs,
+// as a checkpoint records them in its manifest (Manifest.Images).
+func DigestImages(dir string) (map[string]ImageFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ func digestedFixture(t *testing.T) (dir, config string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Images, err = digestImages(dir); err != nil {
+	if m.Images, err = DigestImages(dir); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range m.Images {
@@ -238,7 +238,7 @@ func TestInspectVerify(t *testing.T) {
 	}
 	m := &Manifest{Version: ManifestVersion, State: ManifestComplete, ContainerID: "ct1", Created: time.Now().UTC()}
 	var err error
-	if m.Images, err = digestImages(dir); err != nil {
+	if m.Images, err = DigestImages(dir); err != nil {
 		t.Fatal(err)
 	}
 	if err := writeManifest(dir, m); err != nil {
@@ -268,4 +268,56 @@ func TestInspectVerify(t *testing.T) {
 	if _, err := InspectPathWith(dir, InspectOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// BenchmarkDigestImages: hashing (as a checkpoint does) and verifying (as
+// a restore does) 1 GiB of images on tmpfs (/dev/shm when there is one);
+// tests/bench's BenchmarkDigest sets the same against whole checkpoints
+// and restores.
+func BenchmarkDigestImages(b *testing.B) {
+	base := ""
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		base = "/dev/shm"
+	}
+	dir, err := os.MkdirTemp(base, "runcr-digest-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	page := make([]byte, 1<<20)
+	for i := range page {
+		page[i] = byte(i * 7)
+	}
+	f, err := os.Create(filepath.Join(dir, "pages-1.img"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 1024 {
+		page[0] = byte(i)
+		if _, err := f.Write(page); err != nil {
+			b.Fatal(err)
+		}
+	}
+	f.Close()
+	for _, n := range []string{"core-1.img", "mm-1.img", "pagemap-1.img", "inventory.img"} {
+		os.WriteFile(filepath.Join(dir, n), page[:4096], 0o600)
+	}
+	m := &Manifest{}
+	b.SetBytes(1<<30 + 4*4096)
+	b.Run("hash", func(b *testing.B) {
+		b.SetBytes(1<<30 + 4*4096)
+		for b.Loop() {
+			if m.Images, err = DigestImages(dir); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("verify", func(b *testing.B) {
+		b.SetBytes(1<<30 + 4*4096)
+		for b.Loop() {
+			if err := VerifyImages(dir, m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

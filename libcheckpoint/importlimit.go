@@ -38,10 +38,12 @@ type ArchiveSizes struct {
 
 const (
 	// DefaultImportLimit caps an import when neither --import-limit nor
-	// RUNCR_IMPORT_LIMIT is given: 64 GiB, more than the images of any
-	// container this kind of host runs, far less than a decompression
-	// bomb's claim.
-	DefaultImportLimit int64 = 64 << 30
+	// RUNCR_IMPORT_LIMIT is given: 8 GiB, the images of a container of up
+	// to about that much memory. Larger checkpoints need the limit raised;
+	// the refusal, from the first tar header past it and before anything
+	// is written, says how. An archive without a size declaration (an
+	// older runcr's, or a hostile one) can make an import write no more.
+	DefaultImportLimit int64 = 8 << 30
 	// importMargin is what a declared import may exceed its total by.
 	importMargin int64 = 1 << 20
 	// maxSizesFile bounds the declaration read into memory.
@@ -86,7 +88,7 @@ func ParseSize(s string) (int64, error) {
 // is DefaultImportLimit), and at most dir's free space minus the reserve.
 // why says which of the two it is, for errors.
 func importCeiling(dir, limit string) (ceiling int64, why string, err error) {
-	ceiling, why = DefaultImportLimit, "the default --import-limit"
+	ceiling, why = DefaultImportLimit, "the default --import-limit 8G; raise it with --import-limit or RUNCR_IMPORT_LIMIT"
 	if limit != "" {
 		if ceiling, err = ParseSize(limit); err != nil {
 			return 0, "", invalid("import-limit", "%v", err)
