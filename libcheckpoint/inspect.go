@@ -663,8 +663,6 @@ func (in *inspector) memory(p *InspectedProcess) error {
 		return err
 	case uint64(fi.Size()) < present*in.ins.PageSize:
 		return in.bad(pagesName, "truncated: %d bytes, %s lists %d pages (%d bytes)", fi.Size(), name, present, present*in.ins.PageSize)
-	case onlyPresent && uint64(fi.Size()) > present*in.ins.PageSize:
-		in.warn("pid %d: %s is %d bytes, more than the %d pages (%d bytes) %s lists: restore refuses it", p.PID, pagesName, fi.Size(), present, present*in.ins.PageSize, name)
 	}
 	if !onlyPresent {
 		// crit's memory reader counts every pagemap entry as present in

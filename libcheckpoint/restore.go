@@ -106,13 +106,6 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 	if err != nil {
 		return -1, err
 	}
-	// Before CRIU reads a byte: the images are the ones the checkpoint
-	// wrote (an import checked them as it unpacked them).
-	if imported == nil || !imported.verified {
-		if err := verifyRestoreImages(opts.ImagePath, manifest); err != nil {
-			return -1, err
-		}
-	}
 	criuOpts, err := opts.CriuOpts()
 	if err != nil {
 		return -1, err
@@ -133,6 +126,14 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 	}
 	if !engine {
 		warnIfConfigChanged(manifest, opts.Bundle)
+	}
+	// Before CRIU reads a byte, after the bounded checks of the images'
+	// structure (prepareRestorePaths): the images are the ones the
+	// checkpoint wrote (an import checked them as it unpacked them).
+	if imported == nil || !imported.verified {
+		if err := verifyRestoreImages(criuOpts.ImagesDirectory, manifest); err != nil {
+			return -1, err
+		}
 	}
 	r := &restorer{
 		opts:     opts,
