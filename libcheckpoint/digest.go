@@ -109,7 +109,7 @@ func forEachFile(names []string, fn func(string) error) error {
 // digestFile hashes the file at path; with want >= 0 it stops reading
 // past want bytes (the file is then the wrong size anyway).
 func digestFile(path string, want int64) (ImageFile, error) {
-	f, err := os.Open(path)
+	f, err := openImage(path)
 	if err != nil {
 		return ImageFile{}, err
 	}

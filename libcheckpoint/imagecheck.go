@@ -50,7 +50,7 @@ func checkPagesComplete(dir string) error {
 // numbers, then a PagemapHead and PagemapEntry messages, each after its
 // 32-bit length; it is streamed within the PAGEMAP limits (imageLimits).
 func pagesInMap(path string, pageSize uint64) (id uint32, size uint64, err error) {
-	f, err := os.Open(path)
+	f, err := openImage(path)
 	if err != nil {
 		return 0, 0, err
 	}

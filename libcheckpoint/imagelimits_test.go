@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,4 +167,37 @@ func FuzzImageDecoders(f *testing.F) {
 			t.Fatalf("%d bytes (+%d sparse) took %v", len(data), sparse, d)
 		}
 	})
+}
+
+// A FIFO (or device) under an image's or the manifest's name is refused
+// at once instead of blocking the reader.
+func TestImageFIFORefused(t *testing.T) {
+	dir := t.TempDir()
+	craftCheckpoint(t, dir, "/data/log.txt")
+	m := &Manifest{Version: ManifestVersion, State: ManifestComplete, Created: time.Now().UTC()}
+	var err error
+	if m.Images, err = DigestImages(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"pstree.img", "pages-1.img"} {
+		os.Remove(filepath.Join(dir, name))
+		if err := syscall.Mkfifo(filepath.Join(dir, name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = bounded(t, "inspect", func() error { _, err := Inspect(dir); return err })
+	if err == nil || !strings.Contains(err.Error(), "pstree.img") || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("inspect: %v", err)
+	}
+	err = bounded(t, "verify", func() error { return VerifyImages(dir, m) })
+	if !errors.Is(err, ErrDamagedImage) || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("verify: %v", err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, ManifestFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = bounded(t, "manifest", func() error { _, err := ReadManifest(dir); return err })
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("manifest: %v", err)
+	}
 }

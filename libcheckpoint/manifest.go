@@ -171,7 +171,7 @@ func manifestOptions(o CheckpointOptions) ManifestOptions {
 // ReadManifest reads dir's manifest. A directory without one (as runc
 // makes them) gives (nil, nil).
 func ReadManifest(dir string) (*Manifest, error) {
-	f, err := os.Open(filepath.Join(dir, ManifestFile))
+	f, err := openImage(filepath.Join(dir, ManifestFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
