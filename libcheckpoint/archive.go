@@ -22,9 +22,10 @@ import (
 )
 
 // A runcr archive (checkpoint --export, restore --import) is one tar
-// stream, compressed or not, holding one image directory flat: the
-// bundle's config.json first (when it could be read), then every regular
-// file of the image directory, and the manifest last. The manifest being
+// stream, compressed or not, holding one image directory flat: a size
+// declaration first (ArchiveSizesFile, see importlimit.go), the bundle's
+// config.json (when it could be read), then every regular file of the
+// image directory, and the manifest last. The manifest being
 // last makes it the archive's commit record: an archive cut short at any
 // entry boundary lacks it and is refused, and zstd's and gzip's checksums
 // catch corruption. Unpacked, the archive is an image directory that

@@ -41,11 +41,12 @@ const digestBufSize = 1 << 20
 
 // unhashed tells the files of an image directory that are not images:
 // the manifest and its temporary copies, CRIU's logs (restore adds its
-// own), restore's statistics and the bundle's config.json an archive
-// carries (the manifest's ConfigDigest covers it).
+// own), restore's statistics, and the bundle's config.json and the size
+// declaration an archive carries (unpacked by tar, they are there too).
 func unhashed(name string) bool {
 	return name == ManifestFile || strings.HasPrefix(name, "."+ManifestFile+".") ||
-		strings.HasSuffix(name, ".log") || name == "stats-restore" || name == ArchiveConfigFile
+		strings.HasSuffix(name, ".log") || name == "stats-restore" || name == ArchiveConfigFile ||
+		name == ArchiveSizesFile
 }
 
 // DigestImages hashes every regular image file of dir, on up to 4 CPUs,

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -320,4 +321,35 @@ func BenchmarkDigestImages(b *testing.B) {
 			}
 		}
 	})
+}
+
+// An archive unpacked by tar, the size declaration and config.json
+// included, is an image directory whose digests check.
+func TestTarUnpackedArchiveVerifies(t *testing.T) {
+	dir, config := digestedFixture(t)
+	tr := tar.NewReader(bytes.NewReader(exportBytes(t, dir, config, CompressNone)))
+	target := t.TempDir()
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			break
+		}
+		data := make([]byte, hdr.Size)
+		if _, err := io.ReadFull(tr, data); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(target, hdr.Name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(target, ArchiveSizesFile)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadManifest(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyImages(target, m); err != nil {
+		t.Fatal(err)
+	}
 }
