@@ -132,7 +132,7 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 	// checkpoint wrote (an import checked them as it unpacked them).
 	if imported == nil || !imported.verified {
 		if err := verifyRestoreImages(criuOpts.ImagesDirectory, manifest); err != nil {
-			return -1, err
+			return -1, fmt.Errorf("restore of container %q failed before CRIU ran: %w", id, err)
 		}
 	}
 	r := &restorer{
