@@ -32,6 +32,7 @@ CRI's of CRI-O and containerd: crictl checkpoint --export, kubelet).`,
 		Description: "Decodes CRIU's images and runcr's manifest and says what the checkpoint holds and how it was made.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text or json"},
+			&cli.BoolFlag{Name: "verify", Usage: "check every image against the digests the manifest records; fail naming a damaged file, or if there are no digests"},
 		},
 		Action: func(c *cli.Context) error {
 			asJSON, err := formatIsJSON(c)
@@ -42,7 +43,7 @@ CRI's of CRI-O and containerd: crictl checkpoint --export, kubelet).`,
 				_ = cli.ShowSubcommandHelp(c)
 				return fmt.Errorf("\"inspect\" requires exactly 1 argument, the checkpoint's path (got %d)", c.NArg())
 			}
-			ins, err := libcheckpoint.InspectPath(c.Args().First())
+			ins, err := libcheckpoint.InspectPathWith(c.Args().First(), libcheckpoint.InspectOptions{Verify: c.Bool("verify")})
 			if err != nil {
 				return err
 			}
@@ -140,6 +141,9 @@ func writeJSON(w io.Writer, v any) error {
 func printInspection(out io.Writer, ins *libcheckpoint.Inspection) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "Checkpoint:\t%s\n", ins.Dir)
+	if v := ins.Verified; v != nil {
+		fmt.Fprintf(w, "Verified:\t%d image files, %s, match their %s digests\n", v.Files, humanBytes(uint64(v.Bytes)), v.Algorithm)
+	}
 	if e := ins.Engine; e != nil {
 		printEngine(w, e)
 	}

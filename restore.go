@@ -41,6 +41,7 @@ using the runcr (or runc) checkpoint command.`,
 			&cli.IntFlag{Name: "preserve-fds", Usage: "number of file descriptors after stdio passed in; checked open (Podman)"},
 			&cli.BoolFlag{Name: "print-stats", Usage: "print CRIU's restore statistics once the container is restored (in the foreground: to stderr, before waiting for it)"},
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "format of the --print-stats output: text or json"},
+			&cli.StringFlag{Name: "import-limit", EnvVars: []string{"RUNCR_IMPORT_LIMIT"}, Usage: "the most an --import may unpack (`SIZE`: bytes or K, M, G, T); default 8G, and never more than the target's free space less a reserve"},
 			&cli.StringFlag{Name: "import", Usage: "restore from the archive `FILE` that checkpoint --export wrote (- for standard input); unpacked into --image-path if given, else a temporary directory"},
 		},
 		Action: func(c *cli.Context) (err error) {
@@ -112,5 +113,6 @@ func restoreOptions(c *cli.Context) libcheckpoint.RestoreOptions {
 		ParentPath:      c.String("parent-path"),
 		PreserveFDs:     c.Int("preserve-fds"),
 		Import:          c.String("import"),
+		ImportLimit:     c.String("import-limit"),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/sirupsen/logrus"
@@ -20,9 +22,10 @@ import (
 )
 
 // A runcr archive (checkpoint --export, restore --import) is one tar
-// stream, compressed or not, holding one image directory flat: the
-// bundle's config.json first (when it could be read), then every regular
-// file of the image directory, and the manifest last. The manifest being
+// stream, compressed or not, holding one image directory flat: a size
+// declaration first (ArchiveSizesFile, see importlimit.go), the bundle's
+// config.json (when it could be read), then every regular file of the
+// image directory, and the manifest last. The manifest being
 // last makes it the archive's commit record: an archive cut short at any
 // entry boundary lacks it and is refused, and zstd's and gzip's checksums
 // catch corruption. Unpacked, the archive is an image directory that
@@ -54,7 +57,7 @@ const (
 	// has a few files per process.
 	maxArchiveEntries = 100000
 	// maxManifestSize bounds the manifest read into memory.
-	maxManifestSize = 1 << 20
+	maxManifestSize = 16 << 20
 	// maxTrailer is how much may follow the tar stream's end inside the
 	// compressed stream (tar pads to a record; nothing else is expected).
 	maxTrailer = 1 << 20
@@ -113,6 +116,9 @@ func exportArchive(imageDir, bundleConfig string, w io.Writer, c Compression, p 
 	}
 	tw := tar.NewWriter(cw)
 	buf := make([]byte, copyBufSize)
+	if err := addSizes(tw, imageDir, bundleConfig, files); err != nil {
+		return err
+	}
 	if bundleConfig != "" {
 		if err := addFile(tw, bundleConfig, ArchiveConfigFile, buf, nil); err != nil {
 			return err
@@ -167,6 +173,41 @@ func archiveFiles(imageDir string) ([]os.FileInfo, error) {
 		files = append(files, fi)
 	}
 	return files, nil
+}
+
+// addSizes writes the archive's first entry, ArchiveSizesFile: the size
+// of every entry that follows, so that an import is bounded by it.
+func addSizes(tw *tar.Writer, imageDir, bundleConfig string, files []os.FileInfo) error {
+	sizes := ArchiveSizes{Version: 1, Files: map[string]int64{}}
+	add := func(name string, n int64) {
+		sizes.Files[name] = n
+		sizes.Total += n
+	}
+	if bundleConfig != "" {
+		fi, err := os.Stat(bundleConfig)
+		if err != nil {
+			return err
+		}
+		add(ArchiveConfigFile, fi.Size())
+	}
+	for _, fi := range files {
+		add(fi.Name(), fi.Size())
+	}
+	fi, err := os.Stat(filepath.Join(imageDir, ManifestFile))
+	if err != nil {
+		return err
+	}
+	add(ManifestFile, fi.Size())
+	data, err := json.Marshal(sizes)
+	if err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: ArchiveSizesFile, Mode: 0o600, Size: int64(len(data)),
+		ModTime: time.Now().Truncate(time.Second)}); err != nil {
+		return err
+	}
+	_, err = tw.Write(data)
+	return err
 }
 
 // addFile copies the file at path into tw as name.
@@ -272,11 +313,21 @@ func decompressor(r *bufio.Reader) (io.Reader, func(), error) {
 // system has room for, and an archive without a complete manifest as its
 // last entry. On error the files it created are removed again.
 func ImportArchive(r io.Reader, targetDir string) (*Manifest, error) {
-	limit, err := freeSpace(targetDir)
+	return ImportArchiveLimit(r, targetDir, "")
+}
+
+// ImportArchiveLimit is ImportArchive with a limit on what it unpacks
+// (RestoreOptions.ImportLimit; "" is DefaultImportLimit), beside the size
+// declaration of archives that have one (ArchiveSizesFile) and the target
+// file system's free space less a reserve. When the manifest records
+// digests of the images, every unpacked image is checked against them
+// (ErrDamagedImage names the file).
+func ImportArchiveLimit(r io.Reader, targetDir, limit string) (*Manifest, error) {
+	ceiling, why, err := importCeiling(targetDir, limit)
 	if err != nil {
 		return nil, err
 	}
-	return importArchive(r, targetDir, limit)
+	return importArchiveBudget(r, targetDir, &importBudget{ceiling: ceiling, why: why})
 }
 
 // freeSpace is what an unprivileged writer may still put on dir's file
@@ -289,7 +340,11 @@ func freeSpace(dir string) (int64, error) {
 	return int64(min(st.Bavail*uint64(st.Bsize), 1<<62)), nil
 }
 
-func importArchive(r io.Reader, targetDir string, limit int64) (_ *Manifest, err error) {
+func importArchive(r io.Reader, targetDir string, limit int64) (*Manifest, error) {
+	return importArchiveBudget(r, targetDir, &importBudget{ceiling: limit, why: "the target's free space"})
+}
+
+func importArchiveBudget(r io.Reader, targetDir string, budget *importBudget) (_ *Manifest, err error) {
 	root, err := os.OpenRoot(targetDir)
 	if err != nil {
 		return nil, err
@@ -312,9 +367,11 @@ func importArchive(r io.Reader, targetDir string, limit int64) (_ *Manifest, err
 	tr := tar.NewReader(dr)
 	buf := make([]byte, importBufSize)
 	var (
-		total    int64
 		manifest *Manifest
 		last     string // the last entry read
+		first    = true
+		// digests of the unpacked files, to check against the manifest's
+		digests = map[string]ImageFile{}
 	)
 	for {
 		hdr, err := tr.Next()
@@ -334,6 +391,18 @@ func importArchive(r io.Reader, targetDir string, limit int64) (_ *Manifest, err
 		if name == "." && hdr.Typeflag == tar.TypeDir {
 			continue // the "./" of an archive made with `tar -C DIR .`
 		}
+		if name == ArchiveSizesFile {
+			if !first || hdr.Typeflag != tar.TypeReg {
+				return nil, bad("must be the first entry, a regular file")
+			}
+			if err := budget.readSizes(hdr, tr); err != nil {
+				return nil, bad("%v", err)
+			}
+			first = false
+			last = hdr.Name
+			continue
+		}
+		first = false
 		if manifest != nil {
 			return nil, bad("follows %s, which must be the last entry", ManifestFile)
 		}
@@ -355,9 +424,8 @@ func importArchive(r io.Reader, targetDir string, limit int64) (_ *Manifest, err
 		if len(created) >= maxArchiveEntries {
 			return nil, bad("is one more than the %d files an archive may hold", maxArchiveEntries)
 		}
-		total += hdr.Size
-		if hdr.Size < 0 || total > limit {
-			return nil, bad("is %d bytes, which makes %d in all, more than the %d the target's file system has room for", hdr.Size, total, limit)
+		if err := budget.admit(name, hdr); err != nil {
+			return nil, bad("%v", err)
 		}
 		if name == ManifestFile {
 			if hdr.Size > maxManifestSize {
@@ -373,14 +441,16 @@ func importArchive(r io.Reader, targetDir string, limit int64) (_ *Manifest, err
 			if manifest.State != ManifestComplete {
 				return nil, fmt.Errorf("%w: %w: entry %q: the checkpoint of %q never finished", ErrBadArchive, ErrIncompleteCheckpoint, hdr.Name, manifest.ContainerID)
 			}
-			if err := writeNew(root, name, bytes.NewReader(data), buf); err != nil {
+			if err := writeNew(root, name, bytes.NewReader(data), buf, nil); err != nil {
 				return nil, bad("%v", err)
 			}
 			created = append(created, name)
 			last = hdr.Name
 			continue
 		}
-		err = writeNew(root, name, tr, buf)
+		h := xxhash.New()
+		err = writeNew(root, name, tr, buf, h)
+		digests[name] = ImageFile{Size: hdr.Size, XXH64: xxh64Hex(h.Sum64())}
 		if errors.Is(err, os.ErrExist) {
 			return nil, bad("would overwrite %s (a duplicate entry)", filepath.Join(targetDir, name))
 		}
@@ -392,6 +462,9 @@ func importArchive(r io.Reader, targetDir string, limit int64) (_ *Manifest, err
 	}
 	if manifest == nil {
 		return nil, fmt.Errorf("%w: no %s after %s: not an archive made by `runcr checkpoint --export`, or it is truncated", ErrBadArchive, ManifestFile, entryDesc(last))
+	}
+	if err := checkDigests(targetDir, manifest, digests); err != nil {
+		return nil, err
 	}
 	// Read to the end of the compressed stream, where gzip and zstd
 	// check their checksums.
@@ -434,13 +507,18 @@ func entryName(name string) (string, error) {
 
 // writeNew creates name in root, failing if it exists, with r's content.
 // os.Root keeps every access inside the target directory.
-func writeNew(root *os.Root, name string, r io.Reader, buf []byte) error {
+// When h is not nil, what is written is hashed too.
+func writeNew(root *os.Root, name string, r io.Reader, buf []byte, h io.Writer) error {
 	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
 	// A plain io.Writer, so that the copy goes through buf.
-	_, err = io.CopyBuffer(struct{ io.Writer }{f}, r, buf)
+	var w io.Writer = struct{ io.Writer }{f}
+	if h != nil {
+		w = io.MultiWriter(f, h)
+	}
+	_, err = io.CopyBuffer(w, r, buf)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -614,6 +692,9 @@ type importedImages struct {
 	dir string
 	// engine is set for an engine archive (Podman, CRI-O, containerd).
 	engine *engineImport
+	// verified: the images were checked against the manifest's digests
+	// as they were unpacked.
+	verified bool
 }
 
 // importImages unpacks opts.Import into opts.ImagePath, or into a new
@@ -682,9 +763,11 @@ func importImages(opts *RestoreOptions) (*importedImages, error) {
 	}
 	p := startProgress(opts.Progress, "importing "+path, size)
 	if layout == LayoutEngine {
-		err = imp.importEngine(p.reader(in), path, target)
+		err = imp.importEngine(p.reader(in), path, target, opts.ImportLimit)
 	} else {
-		_, err = ImportArchive(p.reader(in), target)
+		var m *Manifest
+		m, err = ImportArchiveLimit(p.reader(in), target, opts.ImportLimit)
+		imp.verified = err == nil && m.Images != nil
 	}
 	p.finish()
 	if err != nil {
@@ -696,17 +779,17 @@ func importImages(opts *RestoreOptions) (*importedImages, error) {
 
 // importEngine unpacks an engine archive: CRIU's images into target, the
 // engine's metadata into a private temporary directory.
-func (imp *importedImages) importEngine(r io.Reader, path, target string) error {
+func (imp *importedImages) importEngine(r io.Reader, path, target, importLimit string) error {
 	metaDir, err := os.MkdirTemp("", "runcr-import-meta-")
 	if err != nil {
 		return err
 	}
 	imp.engine = &engineImport{archive: path, metaDir: metaDir}
-	limit, err := freeSpace(target)
+	limit, _, err := importCeiling(target, importLimit)
 	if err != nil {
 		return err
 	}
-	if l, err := freeSpace(metaDir); err == nil && l < limit {
+	if l, _, err := importCeiling(metaDir, importLimit); err == nil && l < limit {
 		limit = l
 	}
 	imp.engine.ea, err = importEngineArchive(r, target, metaDir, limit)

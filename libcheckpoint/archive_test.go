@@ -131,8 +131,8 @@ func TestArchiveManifestLast(t *testing.T) {
 		}
 		names = append(names, hdr.Name)
 	}
-	if len(names) < 3 || names[0] != ArchiveConfigFile || names[len(names)-1] != ManifestFile {
-		t.Errorf("entries %q: want %s first and %s last", names, ArchiveConfigFile, ManifestFile)
+	if len(names) < 4 || names[0] != ArchiveSizesFile || names[1] != ArchiveConfigFile || names[len(names)-1] != ManifestFile {
+		t.Errorf("entries %q: want %s, then %s first and %s last", names, ArchiveSizesFile, ArchiveConfigFile, ManifestFile)
 	}
 }
 

@@ -144,18 +144,43 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointR
 	} else {
 		logrus.Debugf("no CRIU dump statistics: %v", err)
 	}
+	keepsRunning := opts.LeaveRunning || opts.PreDump
+	if keepsRunning {
+		// CRIU refroze what it found frozen; if thawing fails, the thaw
+		// guard has a go when released. Thawed before the images are
+		// hashed, so hashing adds nothing to the frozen time.
+		thawUnlessPaused(container, status == libcontainer.Paused)
+	}
+	// CRIU is done (and, without --leave-running, has ended the
+	// processes): the digests cost no frozen time. Not with a page
+	// server, which writes its pagemap and pages into the directory
+	// itself, when it likes.
+	digestStart := time.Now()
+	var images map[string]ImageFile
+	var derr error
+	if opts.PageServer == "" {
+		images, derr = DigestImages(res.ImagePath)
+	}
+	if derr != nil {
+		// The dump is good; it is only not protected by digests.
+		logrus.Warnf("checkpoint of container %q: hashing its images in %s failed: %v; the manifest records no digests, so restore cannot check them", id, res.ImagePath, derr)
+		images = nil
+	}
+	manifest.Images = images
+	for _, f := range images {
+		manifest.ImagesSize += f.Size
+	}
+	logrus.Debugf("hashing %d bytes of images took %v", manifest.ImagesSize, time.Since(digestStart))
 	if err := writeManifest(res.ImagePath, manifest); err != nil {
 		// The dump is good, but without a complete manifest restore would
 		// refuse it: keep the container rather than destroy it.
-		thawUnlessPaused(container, status == libcontainer.Paused)
+		if !keepsRunning {
+			thawUnlessPaused(container, status == libcontainer.Paused)
+		}
 		return nil, fmt.Errorf("container %q was dumped but %w; the container was left running", id, err)
 	}
 	res.Manifest = manifest
-	if opts.LeaveRunning || opts.PreDump {
-		// CRIU refroze what it found frozen; if thawing fails, the thaw
-		// guard has a go when released.
-		thawUnlessPaused(container, status == libcontainer.Paused)
-	} else {
+	if !keepsRunning {
 		// CRIU has killed the processes; drop the state and cgroups.
 		if err := container.Destroy(); err != nil {
 			logrus.Warnf("container %q was checkpointed but removing its state failed: %v", id, err)

@@ -232,7 +232,7 @@ func importEngineArchive(r io.Reader, imageDir, metaDir string, limit int64) (_ 
 		if hdr.Size < 0 || total > limit {
 			return nil, bad("is %d bytes, which makes %d in all, more than the %d the target's file system has room for", hdr.Size, total, limit)
 		}
-		err = writeNew(root, name, tr, buf)
+		err = writeNew(root, name, tr, buf, nil)
 		if errors.Is(err, os.ErrExist) {
 			return nil, bad("is a duplicate entry")
 		}
@@ -705,12 +705,63 @@ func renameInError(err error, old, new string) error {
 // of restore --import into a private temporary directory that is removed
 // afterwards. For an engine archive the inspection has Engine set.
 func InspectPath(p string) (*Inspection, error) {
+	return InspectPathWith(p, InspectOptions{})
+}
+
+// InspectOptions are inspect's options.
+type InspectOptions struct {
+	// Verify checks the images against the digests of the manifest
+	// (inspect --verify) and fails if there are none to check.
+	Verify bool
+}
+
+// VerifyReport says what inspect --verify checked.
+type VerifyReport struct {
+	// Files and Bytes are the image files checked and their total size.
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// Algorithm is the digest's, "xxh64".
+	Algorithm string `json:"algorithm"`
+}
+
+// verifyDir checks the images of dir for inspect --verify.
+func verifyDir(dir string) (*VerifyReport, error) {
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ManifestFile), err)
+	}
+	if m == nil || m.Images == nil {
+		return nil, fmt.Errorf("--verify: %s has no image digests to check: it was made by runc, a container engine or a runcr older than digests (its images can still be restored)", dir)
+	}
+	if err := VerifyImages(dir, m); err != nil {
+		return nil, err
+	}
+	return &VerifyReport{Files: len(m.Images), Bytes: m.ImagesSize, Algorithm: "xxh64"}, nil
+}
+
+// InspectPathWith is InspectPath with options.
+func InspectPathWith(p string, opts InspectOptions) (*Inspection, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w; give a checkpoint image directory (runcr checkpoint --image-path) or archive (runcr checkpoint --export, podman container checkpoint --export, crictl checkpoint --export)", p, unwrapPathError(err))
 	}
 	if fi.IsDir() {
-		return Inspect(p)
+		var v *VerifyReport
+		if opts.Verify {
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				return nil, err
+			}
+			if v, err = verifyDir(abs); err != nil {
+				return nil, err
+			}
+		}
+		ins, err := Inspect(p)
+		if err != nil {
+			return nil, err
+		}
+		ins.Verified = v
+		return ins, nil
 	}
 	f, err := os.Open(p)
 	if err != nil {
@@ -735,7 +786,7 @@ func InspectPath(p string) (*Inspection, error) {
 			return nil, err
 		}
 	}
-	limit, err := freeSpace(tmp)
+	limit, _, err := importCeiling(tmp, os.Getenv("RUNCR_IMPORT_LIMIT"))
 	if err != nil {
 		return nil, err
 	}
@@ -746,13 +797,20 @@ func InspectPath(p string) (*Inspection, error) {
 		_, err = importArchive(f, images, limit)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
+		return nil, renameInError(fmt.Errorf("%s: %w", p, err), images, p+":"+engineCheckpointDir)
+	}
+	var v *VerifyReport
+	if opts.Verify {
+		if v, err = verifyDir(images); err != nil {
+			return nil, renameInError(fmt.Errorf("%s: %w", p, err), images, p+":"+engineCheckpointDir)
+		}
 	}
 	ins, err := Inspect(images)
 	if err != nil {
 		return nil, renameInError(fmt.Errorf("%s: %w", p, err), images, p+":"+engineCheckpointDir)
 	}
 	ins.Dir = p
+	ins.Verified = v
 	if ea != nil {
 		var warnings []string
 		ins.Engine, warnings = engineInfo(ea, images, meta, ins.Manifest)

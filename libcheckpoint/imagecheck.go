@@ -1,14 +1,15 @@
 package libcheckpoint
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
-	"github.com/checkpoint-restore/go-criu/v7/magic"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -47,41 +48,49 @@ func checkPagesComplete(dir string) error {
 // pagesInMap returns the pages file id a pagemap refers to and how many
 // bytes of pages it says that file holds. The image is CRIU's two magic
 // numbers, then a PagemapHead and PagemapEntry messages, each after its
-// 32-bit length.
+// 32-bit length; it is streamed within the PAGEMAP limits (imageLimits).
 func pagesInMap(path string, pageSize uint64) (id uint32, size uint64, err error) {
-	data, err := os.ReadFile(path)
+	f, err := openImage(path)
 	if err != nil {
 		return 0, 0, err
 	}
-	magics := magic.LoadMagic().ByName
-	if len(data) < 8 || uint64(binary.LittleEndian.Uint32(data)) != magics["IMG_COMMON"] ||
-		uint64(binary.LittleEndian.Uint32(data[4:])) != magics["PAGEMAP"] {
-		return 0, 0, errors.New("not a CRIU pagemap image (wrong magic)")
+	defer f.Close()
+	s, err := newImageScanner(f, "PAGEMAP")
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "is a ") || strings.HasPrefix(err.Error(), "not a CRIU") {
+			return 0, 0, fmt.Errorf("not a CRIU pagemap image (wrong magic): %w", err)
+		}
+		return 0, 0, err
 	}
-	data = data[8:]
 	var head pagemap.PagemapHead
-	for i := 0; len(data) > 0; i++ {
-		if len(data) < 4 {
-			return 0, 0, errors.New("cut short")
+	var pe pagemap.PagemapEntry
+	for i := 0; ; i++ {
+		msg, err := s.next()
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		n := uint64(binary.LittleEndian.Uint32(data))
-		if n > uint64(len(data)-4) {
-			return 0, 0, fmt.Errorf("entry %d is cut short", i)
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "truncated") {
+				return 0, 0, fmt.Errorf("entry %d is cut short: %w", i, err)
+			}
+			return 0, 0, err
 		}
-		msg := data[4 : 4+n]
-		data = data[4+n:]
 		if i == 0 {
 			if err := proto.Unmarshal(msg, &head); err != nil {
 				return 0, 0, fmt.Errorf("header: %w", err)
 			}
 			continue
 		}
-		var pe pagemap.PagemapEntry
+		pe.Reset()
 		if err := proto.Unmarshal(msg, &pe); err != nil {
 			return 0, 0, fmt.Errorf("entry %d: %w", i, err)
 		}
 		if pagemapFlags(&pe)&pagemapPresent != 0 {
-			size += nrPages(&pe) * pageSize
+			n := nrPages(&pe)
+			if n > math.MaxUint64/pageSize || n*pageSize > math.MaxUint64-size {
+				return 0, 0, fmt.Errorf("entry %d: lists more pages than an address space holds", i)
+			}
+			size += n * pageSize
 		}
 	}
 	if head.PagesId == nil {

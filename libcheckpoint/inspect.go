@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit"
 	criu_core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
@@ -24,7 +25,6 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	critstats "github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
-	"github.com/checkpoint-restore/go-criu/v7/magic"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -70,6 +70,8 @@ type Inspection struct {
 	// Warnings say what could not be read without making the images
 	// unusable (a command line in a parent image, pages on a page server).
 	Warnings []string `json:"warnings,omitempty"`
+	// Verified is what inspect --verify checked; nil without it.
+	Verified *VerifyReport `json:"verified,omitempty"`
 }
 
 // InspectedProcess is one dumped process.
@@ -264,8 +266,9 @@ func Inspect(dir string) (*Inspection, error) {
 		return nil, fmt.Errorf("%s is not a directory of checkpoint images", abs)
 	}
 	in := &inspector{
-		dir: abs,
-		ins: &Inspection{Dir: abs, PageSize: uint64(os.Getpagesize()), Processes: []InspectedProcess{}},
+		dir:   abs,
+		start: time.Now(),
+		ins:   &Inspection{Dir: abs, PageSize: uint64(os.Getpagesize()), Processes: []InspectedProcess{}},
 	}
 	if err := in.run(); err != nil {
 		return nil, err
@@ -274,9 +277,10 @@ func Inspect(dir string) (*Inspection, error) {
 }
 
 type inspector struct {
-	dir string
-	ins *Inspection
-	inv *inventory.InventoryEntry
+	dir   string
+	start time.Time
+	ins   *Inspection
+	inv   *inventory.InventoryEntry
 	// ids are the kernel-object ids of each live process.
 	ids map[uint32]*criu_core.TaskKobjIdsEntry
 	// files is files.img by file id.
@@ -327,17 +331,67 @@ func (in *inspector) run() error {
 	return in.dumpStats()
 }
 
+// maxInspectTime bounds an inspection (every image is bounded too, see
+// imageLimits; this bounds their number times their limits).
+const maxInspectTime = 30 * time.Second
+
+// inTime refuses to read image name once the inspection took too long.
+func (in *inspector) inTime(name string) error {
+	if d := time.Since(in.start); d > maxInspectTime {
+		return in.bad(name, "not read: the inspection took %v, more than runcr's limit of %v (too many images)", d.Round(time.Millisecond), maxInspectTime)
+	}
+	return nil
+}
+
 // bad is an ErrBadImage error naming the image file.
 func (in *inspector) bad(name, format string, args ...any) error {
 	return badImage(in.dir, name, format, args...)
 }
 
 func (in *inspector) decode(name, want string, entryType proto.Message) ([]proto.Message, error) {
+	if err := in.inTime(name); err != nil {
+		return nil, err
+	}
 	return decodeImage(in.dir, name, want, entryType)
 }
 
 func badImage(dir, name, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrBadImage, filepath.Join(dir, name), fmt.Sprintf(format, args...))
+}
+
+// maxArgsPagemapEntries: the command line is read from the dumped memory
+// only when the pagemap has at most this many entries (crit's reader
+// holds them all in memory).
+const maxArgsPagemapEntries = 1 << 16
+
+// scanImage streams the entries of image file dir/name, which must carry
+// magic want, within its limits (imageLimits), to fn; an error from fn or
+// from the framing becomes an ErrBadImage naming the file.
+func scanImage(dir, name, want string, fn func(msg []byte) error) error {
+	f, err := openImage(filepath.Join(dir, name))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: %s: missing (%w)", ErrBadImage, filepath.Join(dir, name), os.ErrNotExist)
+		}
+		return err
+	}
+	defer f.Close()
+	s, err := newImageScanner(f, want)
+	if err != nil {
+		return badImage(dir, name, "%v", err)
+	}
+	for {
+		msg, err := s.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err == nil {
+			err = fn(msg)
+		}
+		if err != nil {
+			return badImage(dir, name, "%v", err)
+		}
+	}
 }
 
 // decodeImage reads image file dir/name, which must carry magic want,
@@ -359,7 +413,7 @@ func decodeImage(dir, name, want string, entryType proto.Message) ([]proto.Messa
 // reads) and turns a panic in crit into an error. A missing file gives an
 // error that is also os.ErrNotExist.
 func decodeCriuImage(dir, name, want string, entryType proto.Message) (_ *crit.CriuImage, err error) {
-	f, err := os.Open(filepath.Join(dir, name))
+	f, err := openImage(filepath.Join(dir, name))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s: missing (%w)", ErrBadImage, filepath.Join(dir, name), os.ErrNotExist)
@@ -383,52 +437,6 @@ func decodeCriuImage(dir, name, want string, entryType proto.Message) (_ *crit.C
 		return nil, badImage(dir, name, "cannot be decoded: %v", err)
 	}
 	return img, nil
-}
-
-// checkFraming checks that f starts with magic want (after CRIU's common
-// or service magic) and is a whole sequence of entries, each a 32-bit
-// little-endian size and that many bytes.
-func checkFraming(f *os.File, want string) error {
-	magics := magic.LoadMagic()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size := fi.Size()
-	var word [4]byte
-	readWord := func(off int64) (uint32, error) {
-		if _, err := f.ReadAt(word[:], off); err != nil {
-			return 0, err
-		}
-		return binary.LittleEndian.Uint32(word[:]), nil
-	}
-	first, err := readWord(0)
-	if err != nil {
-		return fmt.Errorf("truncated: %d bytes, no image header", size)
-	}
-	off := int64(4)
-	if uint64(first) == magics.ByName["IMG_COMMON"] || uint64(first) == magics.ByName["IMG_SERVICE"] {
-		if first, err = readWord(4); err != nil {
-			return fmt.Errorf("truncated: %d bytes, no image header", size)
-		}
-		off = 8
-	}
-	if got, ok := magics.ByValue[uint64(first)]; !ok {
-		return fmt.Errorf("not a CRIU image (unknown magic %#x)", first)
-	} else if got != want {
-		return fmt.Errorf("is a %s image, not %s", got, want)
-	}
-	for off < size {
-		n, err := readWord(off)
-		if err != nil {
-			return fmt.Errorf("truncated: %d stray bytes at offset %d", size-off, off)
-		}
-		if end := off + 4 + int64(n); end > size {
-			return fmt.Errorf("truncated: the entry at offset %d needs %d bytes, the file has %d", off, n, size-off-4)
-		}
-		off += 4 + int64(n)
-	}
-	return nil
 }
 
 // readStats reads CRIU's statistics file dir/name (stats-dump or
@@ -584,29 +592,40 @@ func (in *inspector) memory(p *InspectedProcess) error {
 		in.warn("pid %d: no %s: its memory is not in this directory%s", p.PID, name, where)
 		return nil
 	}
-	pms, err := in.decode(name, "PAGEMAP", &pagemap.PagemapEntry{})
-	if err != nil {
+	// Streamed, not decoded whole: a pagemap may list millions of runs.
+	// Their entries are kept for the command line only when few.
+	var (
+		pagesID     uint32
+		present     uint64
+		onlyPresent = true
+		entries     []*pagemap.PagemapEntry
+		i           int
+	)
+	if err := in.inTime(name); err != nil {
 		return err
 	}
-	if len(pms) == 0 {
-		return in.bad(name, "has no header")
-	}
-	if _, ok := pms[0].(*pagemap.PagemapHead); !ok {
-		return in.bad(name, "does not start with a pagemap header")
-	}
-	pagesID := pms[0].(*pagemap.PagemapHead).GetPagesId()
-	var present uint64
-	onlyPresent := true
-	entries := make([]*pagemap.PagemapEntry, 0, len(pms)-1)
-	for _, e := range pms[1:] {
-		pe, ok := e.(*pagemap.PagemapEntry)
-		if !ok {
-			return in.bad(name, "has an entry that is not a pagemap entry")
+	err = scanImage(in.dir, name, "PAGEMAP", func(msg []byte) error {
+		defer func() { i++ }()
+		if i == 0 {
+			var head pagemap.PagemapHead
+			if err := proto.Unmarshal(msg, &head); err != nil || head.PagesId == nil {
+				return errors.New("does not start with a pagemap header")
+			}
+			pagesID = head.GetPagesId()
+			return nil
 		}
-		entries = append(entries, pe)
+		pe := &pagemap.PagemapEntry{}
+		if err := proto.Unmarshal(msg, pe); err != nil {
+			return fmt.Errorf("entry %d is not a pagemap entry: %v", i, err)
+		}
+		if len(entries) < maxArgsPagemapEntries {
+			entries = append(entries, pe)
+		} else {
+			onlyPresent = false // too many to keep for the command line
+		}
 		n := nrPages(pe)
 		if n > math.MaxUint64/in.ins.PageSize-p.Memory.Pages {
-			return in.bad(name, "lists more pages than an address space holds")
+			return errors.New("lists more pages than an address space holds")
 		}
 		p.Memory.Pages += n
 		switch flags := pagemapFlags(pe); {
@@ -622,6 +641,13 @@ func (in *inspector) memory(p *InspectedProcess) error {
 		if n > math.MaxUint32 {
 			onlyPresent = false // too many for crit's reader to count
 		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if i == 0 {
+		return in.bad(name, "has no header")
 	}
 	p.Memory.Bytes = p.Memory.Pages * in.ins.PageSize
 

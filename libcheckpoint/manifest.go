@@ -83,6 +83,12 @@ type Manifest struct {
 	// at descriptors 3 and up, by number ("pipe:[INODE]"), which restore
 	// --preserve-fds reattaches to the descriptors it is given.
 	InheritedFDs map[int]string `json:"inherited_fds,omitempty"`
+	// Images are the image files by name, with their sizes and digests
+	// (digest.go), recorded when the checkpoint completed; nil in
+	// manifests older than digests.
+	Images map[string]ImageFile `json:"images,omitempty"`
+	// ImagesSize is the sum of Images' sizes.
+	ImagesSize int64 `json:"images_size,omitempty"`
 }
 
 // ManifestVersions records the versions of runcr, libcontainer, CRIU and
@@ -165,12 +171,20 @@ func manifestOptions(o CheckpointOptions) ManifestOptions {
 // ReadManifest reads dir's manifest. A directory without one (as runc
 // makes them) gives (nil, nil).
 func ReadManifest(dir string) (*Manifest, error) {
-	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	f, err := openImage(filepath.Join(dir, ManifestFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxManifestSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxManifestSize {
+		return nil, fmt.Errorf("%s is more than runcr's limit of %d bytes for a manifest", ManifestFile, maxManifestSize)
 	}
 	return DecodeManifest(data)
 }

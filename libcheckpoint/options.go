@@ -186,6 +186,11 @@ type RestoreOptions struct {
 	// ImportFrom, if set, is read for the archive instead of a file
 	// (--import -: standard input); Import then only names it in messages.
 	ImportFrom io.Reader
+	// ImportLimit caps what an import may unpack (--import-limit,
+	// RUNCR_IMPORT_LIMIT): bytes, or a number with a K, M, G or T suffix
+	// (powers of 1024); "" is DefaultImportLimit. The target's free space
+	// minus a reserve caps it further (see importCeiling).
+	ImportLimit string
 	// Progress, if set, receives a progress line (rewritten in place with
 	// carriage returns) while a long import runs.
 	Progress io.Writer
@@ -282,6 +287,11 @@ func (o *RestoreOptions) Validate() error {
 	}
 	if o.PreserveFDs < 0 {
 		return invalid("preserve-fds", "%d is not a number of file descriptors", o.PreserveFDs)
+	}
+	if o.ImportLimit != "" {
+		if _, err := ParseSize(o.ImportLimit); err != nil {
+			return invalid("import-limit", "%v", err)
+		}
 	}
 	if o.Import != "" {
 		switch {

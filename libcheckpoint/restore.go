@@ -127,6 +127,14 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 	if !engine {
 		warnIfConfigChanged(manifest, opts.Bundle)
 	}
+	// Before CRIU reads a byte, after the bounded checks of the images'
+	// structure (prepareRestorePaths): the images are the ones the
+	// checkpoint wrote (an import checked them as it unpacked them).
+	if imported == nil || !imported.verified {
+		if err := verifyRestoreImages(criuOpts.ImagesDirectory, manifest); err != nil {
+			return -1, fmt.Errorf("restore of container %q failed before CRIU ran: %w", id, err)
+		}
+	}
 	r := &restorer{
 		opts:     opts,
 		stdio:    stdio,
@@ -244,6 +252,28 @@ func applyManifest(opts *RestoreOptions, bundleFromManifest bool) (*Manifest, er
 	opts.ShellJob = opts.ShellJob || mo.ShellJob
 	opts.FileLocks = opts.FileLocks || mo.FileLocks
 	return m, nil
+}
+
+// verifyRestoreImages checks the images of --image-path (default
+// ./checkpoint) against the manifest's digests.
+func verifyRestoreImages(imagePath string, m *Manifest) error {
+	if m == nil || m.Images == nil {
+		return nil
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	dir, err := absPath(imagePath, filepath.Join(cwd, "checkpoint"))
+	if err != nil {
+		return invalid("image-path", "%v", err)
+	}
+	start := time.Now()
+	if err := VerifyImages(dir, m); err != nil {
+		return fmt.Errorf("--image-path: %w", err)
+	}
+	logrus.Debugf("verifying %d bytes of images took %v", m.ImagesSize, time.Since(start))
+	return nil
 }
 
 // warnIfConfigChanged warns when the bundle's config.json differs from

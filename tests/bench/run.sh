@@ -24,6 +24,11 @@
 #                 0: skip it; only: run only that
 #   BENCH_EXPORT_RUNS  its runs of each kind (default 5, at least 3)
 #   BENCH_EXPORT_MIB, BENCH_EXPORT_COMPRESS  its size (1024) and --compress (zstd)
+#   BENCH_DIGEST  1 (default): afterwards, what the image digests cost:
+#                 hashing at checkpoint and verifying at restore against
+#                 the checkpoint and restore times (BenchmarkDigest,
+#                 tests/bench/digest_test.go); 0: skip it; only: run only that
+#   BENCH_DIGEST_RUNS, BENCH_DIGEST_MIB  its runs (default 5) and size (1024)
 #
 # runc is given CRIU_FAULT=130 exactly when `runcr check` says hardware
 # breakpoints don't fire here (CRIU hangs on dump otherwise); runcr decides
@@ -37,14 +42,20 @@ BENCH_RUNS=${BENCH_RUNS:-7}
 bench_init
 bench_banner
 export BENCH_OUT
-if [ "${BENCH_EXPORT:-1}" != only ]; then
+if [ "${BENCH_EXPORT:-1}" != only ] && [ "${BENCH_DIGEST:-1}" != only ]; then
 	printf 'bench: %s runs per runtime and size, sizes %s MiB, images on tmpfs %s\n' \
 		"$BENCH_RUNS" "${BENCH_SIZES:-16,256,1024}" "$WORK"
 	bench_test "$BENCH_RUNS" 2>&1 | tee "$BENCH_OUT/bench.txt"
 fi
-if [ "${BENCH_EXPORT:-1}" != 0 ]; then
+if [ "${BENCH_EXPORT:-1}" != 0 ] && [ "${BENCH_DIGEST:-1}" != only ]; then
 	BENCH_EXPORT_RUNS=${BENCH_EXPORT_RUNS:-5}
 	[ "$BENCH_EXPORT_RUNS" -ge 3 ] 2>/dev/null || die "BENCH_EXPORT_RUNS must be at least 3"
 	printf 'bench: checkpoint --export vs plain checkpoint, %s runs each, %s MiB\n' "$BENCH_EXPORT_RUNS" "${BENCH_EXPORT_MIB:-1024}"
 	BENCH_PATTERN='^BenchmarkExport$' bench_test "$BENCH_EXPORT_RUNS" 2>&1 | tee "$BENCH_OUT/export.txt"
+fi
+if [ "${BENCH_DIGEST:-1}" != 0 ] && [ "${BENCH_EXPORT:-1}" != only ]; then
+	BENCH_DIGEST_RUNS=${BENCH_DIGEST_RUNS:-5}
+	[ "$BENCH_DIGEST_RUNS" -ge 3 ] 2>/dev/null || die "BENCH_DIGEST_RUNS must be at least 3"
+	printf 'bench: image digests, hashing and verifying against checkpoint and restore, %s runs, %s MiB\n' "$BENCH_DIGEST_RUNS" "${BENCH_DIGEST_MIB:-1024}"
+	BENCH_PATTERN='^BenchmarkDigest$' bench_test "$BENCH_DIGEST_RUNS" 2>&1 | tee "$BENCH_OUT/digest.txt"
 fi

@@ -41,9 +41,11 @@ expect_no_temp_dirs() {
 	[ "$(ls -A "$ROOT/out")" = ct.tar.zst ] || fail "next to the archive: $(ls -A "$ROOT/out")"
 	[ ! -e "$BUNDLE/checkpoint" ]
 	expect_no_temp_dirs
-	# What it holds: config.json first, the images, the manifest last.
+	# What it holds: the size declaration, config.json, the images, the
+	# manifest last.
 	zstd -dc "$archive" | tar -t >"$ROOT/list"
-	[ "$(head -1 "$ROOT/list")" = config.json ]
+	[ "$(head -1 "$ROOT/list")" = .runcr-sizes.json ]
+	[ "$(sed -n 2p "$ROOT/list")" = config.json ]
 	[ "$(tail -1 "$ROOT/list")" = runcr-manifest.json ]
 	grep -qx inventory.img "$ROOT/list"
 	grep -q '^pages-.*\.img$' "$ROOT/list"

@@ -1,0 +1,203 @@
+package libcheckpoint
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/cgroup"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
+	"google.golang.org/protobuf/proto"
+)
+
+// hugeImage makes dir/name a sparse file of size bytes that starts with
+// CRIU's magics for an image of type magic (the rest reads as zeros:
+// empty entries, as many as the file has words).
+func hugeImage(t *testing.T, dir, name, magic string, size int64) string {
+	t.Helper()
+	m := criuMagics().ByName
+	head := binary.LittleEndian.AppendUint32(nil, uint32(m["IMG_COMMON"]))
+	head = binary.LittleEndian.AppendUint32(head, uint32(m[magic]))
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, head, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, size); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// bounded runs f and fails unless it returned within a second, having
+// allocated less than 64 MiB.
+func bounded(t *testing.T, what string, f func() error) error {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: still running after 10 s", what)
+	}
+	d := time.Since(start)
+	runtime.ReadMemStats(&after)
+	if d > time.Second {
+		t.Errorf("%s took %v, want < 1 s", what, d)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+		t.Errorf("%s allocated %d MiB, want < 64", what, alloc>>20)
+	}
+	return err
+}
+
+// Each measured pathological image of the issue, as inspect, restore's
+// checks and the cgroup/mount readers meet it: refused fast, in little
+// memory, naming the file and the limit.
+func TestPathologicalImagesRefusedFast(t *testing.T) {
+	if os.Getpagesize() != testPage {
+		t.Skipf("the crafted images assume %d-byte pages", testPage)
+	}
+	cases := []struct {
+		name, file, magic string
+		size              int64
+		want              string
+	}{
+		{"pstree of 512 MiB zeros", "pstree.img", "PSTREE", 512 << 20, "more than the 16777216 a PSTREE image may have"},
+		{"pstree of 15 MiB zeros (within the size limit)", "pstree.img", "PSTREE", 15 << 20, "more than 1048576 entries"},
+		{"sparse 3 GiB pagemap", "pagemap-1.img", "PAGEMAP", 3 << 30, "a PAGEMAP image may have"},
+		{"4 GiB core", "core-1.img", "CORE", 4 << 30, "a CORE image may have"},
+		{"core of 1 MiB zeros", "core-1.img", "CORE", 1 << 20, "more than 16 entries"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			craftCheckpoint(t, dir, "/data/log.txt")
+			hugeImage(t, dir, tc.file, tc.magic, tc.size)
+			err := bounded(t, "inspect", func() error { _, err := Inspect(dir); return err })
+			if !errors.Is(err, ErrBadImage) || !strings.Contains(err.Error(), filepath.Join(dir, tc.file)) ||
+				!strings.Contains(err.Error(), "runcr's limit") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("inspect: got %v, want ErrBadImage naming %s and %q", err, tc.file, tc.want)
+			}
+			if tc.magic != "PAGEMAP" {
+				return
+			}
+			err = bounded(t, "restore's pages check", func() error { return checkPagesComplete(dir) })
+			if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), tc.file) || !strings.Contains(err.Error(), "runcr's limit") {
+				t.Fatalf("checkPagesComplete: got %v, want a refusal naming %s and the limit", err, tc.file)
+			}
+		})
+	}
+}
+
+func TestPathologicalCgroupAndMountImages(t *testing.T) {
+	dir := t.TempDir()
+	hugeImage(t, dir, "cgroup.img", "CGROUP", 4<<30)
+	err := bounded(t, "cgroup.img", func() error { _, err := decodeCgroupImage(dir); return err })
+	if !errors.Is(err, ErrBadImage) || !strings.Contains(err.Error(), "cgroup.img") || !strings.Contains(err.Error(), "runcr's limit") {
+		t.Fatalf("cgroup.img: got %v", err)
+	}
+	hugeImage(t, dir, "mountpoints-12.img", "MNTS", 1<<40)
+	err = bounded(t, "mountpoints", func() error { return checkImageMountKeys(dir) })
+	if !errors.Is(err, ErrBadImage) || !strings.Contains(err.Error(), "mountpoints-12.img") || !strings.Contains(err.Error(), "runcr's limit") {
+		t.Fatalf("mountpoints: got %v", err)
+	}
+}
+
+// FuzzImageDecoders: whatever an image holds (huge, zero-filled,
+// truncated, garbage entry sizes), the decoders return an error or a
+// result, never panic, and stay within the limits.
+func FuzzImageDecoders(f *testing.F) {
+	m := criuMagics().ByName
+	head := func(magic string) []byte {
+		b := binary.LittleEndian.AppendUint32(nil, uint32(m["IMG_COMMON"]))
+		return binary.LittleEndian.AppendUint32(b, uint32(m[magic]))
+	}
+	for _, magic := range []string{"PAGEMAP", "PSTREE", "MNTS", "CGROUP"} {
+		f.Add(magic, head(magic), uint32(0))
+		f.Add(magic, append(head(magic), make([]byte, 4096)...), uint32(0))        // zero-filled
+		f.Add(magic, append(head(magic), 0xff, 0xff, 0xff, 0x7f), uint32(0))       // an entry claiming 2 GiB
+		f.Add(magic, append(head(magic), 8, 0, 0, 0, 1, 2), uint32(0))             // truncated entry
+		f.Add(magic, head(magic)[:6], uint32(0))                                   // truncated header
+		f.Add(magic, append(head(magic), 2, 0, 0, 0, 0x08, 0x07), uint32(64<<20))  // sparse tail
+		f.Add(magic, append(head(magic), 4, 0, 0, 0, 0x28, 0x80, 0x80), uint32(3)) // bad varint
+	}
+	f.Fuzz(func(t *testing.T, magic string, data []byte, sparse uint32) {
+		if _, ok := imageLimits[magic]; !ok {
+			return
+		}
+		dir := t.TempDir()
+		names := map[string]string{"PAGEMAP": "pagemap-1.img", "PSTREE": "pstree.img", "MNTS": "mountpoints-1.img", "CGROUP": "cgroup.img"}
+		name := names[magic]
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if sparse > 0 {
+			if err := os.Truncate(path, int64(len(data))+int64(sparse)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := time.Now()
+		switch magic {
+		case "PAGEMAP":
+			_ = checkPagesComplete(dir)
+			_, _, _ = pagesInMap(path, 4096)
+		case "MNTS":
+			_ = checkImageMountKeys(dir)
+		case "CGROUP":
+			_, _ = decodeCgroupImage(dir)
+		}
+		types := map[string]proto.Message{"PAGEMAP": &pagemap.PagemapEntry{}, "PSTREE": &pstree.PstreeEntry{}, "MNTS": &mnt.MntEntry{}, "CGROUP": &cgroup.CgroupEntry{}}
+		_, _ = decodeCriuImage(dir, name, magic, types[magic])
+		_ = scanImage(dir, name, magic, func([]byte) error { return nil })
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("%d bytes (+%d sparse) took %v", len(data), sparse, d)
+		}
+	})
+}
+
+// A FIFO (or device) under an image's or the manifest's name is refused
+// at once instead of blocking the reader.
+func TestImageFIFORefused(t *testing.T) {
+	dir := t.TempDir()
+	craftCheckpoint(t, dir, "/data/log.txt")
+	m := &Manifest{Version: ManifestVersion, State: ManifestComplete, Created: time.Now().UTC()}
+	var err error
+	if m.Images, err = DigestImages(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"pstree.img", "pages-1.img"} {
+		os.Remove(filepath.Join(dir, name))
+		if err := syscall.Mkfifo(filepath.Join(dir, name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = bounded(t, "inspect", func() error { _, err := Inspect(dir); return err })
+	if err == nil || !strings.Contains(err.Error(), "pstree.img") || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("inspect: %v", err)
+	}
+	err = bounded(t, "verify", func() error { return VerifyImages(dir, m) })
+	if !errors.Is(err, ErrDamagedImage) || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("verify: %v", err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, ManifestFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = bounded(t, "manifest", func() error { _, err := ReadManifest(dir); return err })
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("manifest: %v", err)
+	}
+}
