@@ -39,7 +39,7 @@ containerd_start() {
 # what is left in the namespace.
 containerd_stop() {
 	[ -f "$CTRD_DIR/pid" ] || return 0
-	local t c pid
+	local t c
 	for t in $("${CTR[@]}" tasks ls -q 2>/dev/null); do
 		timeout 30 "${CTR[@]}" tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true
 		sleep 0.3
@@ -48,19 +48,9 @@ containerd_stop() {
 	for c in $("${CTR[@]}" containers ls -q 2>/dev/null); do
 		timeout 30 "${CTR[@]}" containers delete "$c" >/dev/null 2>&1 || true
 	done
-	pid=$(cat "$CTRD_DIR/pid")
-	kill "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.2
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -f "$CTRD_DIR/pid"
+	stop_by_pidfile "$CTRD_DIR/pid" 50
 	# Shims outlive containerd by design; stop the ones of our socket.
-	local p
-	for p in $(pgrep -f "containerd-shim-runc-v2 -namespace $CTRD_NS" || true); do
-		grep -qF "$CTRD_SOCK" "/proc/$p/cmdline" 2>/dev/null && kill "$p" 2>/dev/null
-	done
+	kill_own -f "containerd-shim-runc-v2 -namespace $CTRD_NS" "$CTRD_SOCK"
 	engines_unmount_all
 }
 

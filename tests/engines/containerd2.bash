@@ -155,19 +155,9 @@ ctrd2_stop() {
 	ctrd2_use "$1"
 	[ -f "$C2_DIR/pid" ] || return 0
 	ctrd2_remove_pods
-	local pid i p
-	pid=$(cat "$C2_DIR/pid")
-	kill "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.2
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -f "$C2_DIR/pid"
+	stop_by_pidfile "$C2_DIR/pid" 50
 	# Shims outlive containerd by design; stop the ones of our socket.
-	for p in $(pgrep -f "$(ctrd2_bindir "$1")/containerd-shim-runc-v2" || true); do
-		grep -qF "$C2_SOCK" "/proc/$p/cmdline" 2>/dev/null && kill "$p" 2>/dev/null
-	done
+	kill_own -f "$(ctrd2_bindir "$1")/containerd-shim-runc-v2" "$C2_SOCK"
 	engines_unmount_all
 }
 

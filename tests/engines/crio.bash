@@ -128,7 +128,7 @@ crio_start() {
 # Removes the pods and stops the CRI-O crio_start started, by its pid.
 crio_stop() {
 	[ -f "$CRIO_DIR/pid" ] || return 0
-	local p pid i
+	local p
 	# The workload (pid 1 of its namespace) ignores SIGTERM: stop at once.
 	for p in $("${CRICTL[@]}" ps -q 2>/dev/null); do
 		timeout 60 "${CRICTL[@]}" stop -t 0 "$p" >/dev/null 2>&1 || true
@@ -137,17 +137,8 @@ crio_stop() {
 		timeout 60 "${CRICTL[@]}" stopp "$p" >/dev/null 2>&1 || true
 		timeout 60 "${CRICTL[@]}" rmp -f "$p" >/dev/null 2>&1 || true
 	done
-	pid=$(cat "$CRIO_DIR/pid")
-	kill "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.2
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -f "$CRIO_DIR/pid"
-	for p in $(pgrep -x conmon || true); do
-		grep -qF "$CRIO_DIR" "/proc/$p/cmdline" 2>/dev/null && kill "$p" 2>/dev/null
-	done
+	stop_by_pidfile "$CRIO_DIR/pid" 100
+	kill_own -x conmon "$CRIO_DIR"
 	engines_unmount_all
 	engines_rm_cgroups runcr-test-crio
 	engines_rm_cgroups runcr-test-kubelet

@@ -81,33 +81,14 @@ EOF
 # containers, then its containerd.
 docker_stop() {
 	[ -f "$DOCKER_DIR/pid" ] || return 0
-	local c pid i
+	local c
 	for c in $("${DOCKER[@]}" ps -aq 2>/dev/null); do
 		timeout 60 "${DOCKER[@]}" rm -f "$c" >/dev/null 2>&1 || true
 	done
-	pid=$(cat "$DOCKER_DIR/pid")
-	kill "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.2
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -f "$DOCKER_DIR/pid"
+	stop_by_pidfile "$DOCKER_DIR/pid" 100
 	# Then its containerd, by pid, and the shims of its socket.
-	if [ -f "$DOCKER_DIR/ctrd/pid" ]; then
-		pid=$(cat "$DOCKER_DIR/ctrd/pid")
-		kill "$pid" 2>/dev/null || true
-		for ((i = 0; i < 50; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.2
-		done
-		kill -9 "$pid" 2>/dev/null || true
-		rm -f "$DOCKER_DIR/ctrd/pid"
-	fi
-	local p
-	for p in $(pgrep -f "containerd-shim-runc-v2 -namespace moby" || true); do
-		grep -qF "$DOCKER_DIR" "/proc/$p/cmdline" 2>/dev/null && kill "$p" 2>/dev/null
-	done
+	stop_by_pidfile "$DOCKER_DIR/ctrd/pid" 50
+	kill_own -f "containerd-shim-runc-v2 -namespace moby" "$DOCKER_DIR"
 	engines_unmount_all
 	engines_rm_cgroups runcr-test-docker
 	if [ -f "$DOCKER_DIR/made-run-docker" ]; then

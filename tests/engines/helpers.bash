@@ -84,6 +84,33 @@ argv_mark() {
 	stat -c %s "$ARGV_LOG" 2>/dev/null || echo 0
 }
 
+# stop_by_pidfile FILE TRIES: stops the daemon whose pid FILE holds (a
+# test's private engine), SIGTERM first, SIGKILL after TRIES * 0.2 s, and
+# removes FILE.
+stop_by_pidfile() {
+	local file=$1 tries=$2 pid i
+	[ -f "$file" ] || return 0
+	pid=$(cat "$file")
+	kill "$pid" 2>/dev/null || true
+	for ((i = 0; i < tries; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	kill -9 "$pid" 2>/dev/null || true
+	rm -f "$file"
+}
+
+# kill_own -f|-x PATTERN NEEDLE: kills the processes `pgrep -f|-x PATTERN`
+# finds whose command line holds NEEDLE (a path private to the test): shims
+# and monitors outlive their engine by design, and the host's must be left.
+kill_own() {
+	local mode=$1 pattern=$2 needle=$3 p
+	for p in $(pgrep "$mode" -- "$pattern" || true); do
+		grep -qF "$needle" "/proc/$p/cmdline" 2>/dev/null && kill "$p" 2>/dev/null
+	done
+	return 0
+}
+
 # Unmounts whatever the engines left mounted under $ENGINES_TMP (storage
 # overlays, netns and shm bind mounts), deepest first.
 engines_unmount_all() {

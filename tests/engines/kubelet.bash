@@ -121,15 +121,7 @@ kubelet_stop() {
 	[ -f "$KL_DIR/pid" ] || return 0
 	rm -f "$KL_DIR"/manifests/*
 	sleep 3
-	local pid i
-	pid=$(cat "$KL_DIR/pid")
-	kill "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.2
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -f "$KL_DIR/pid"
+	stop_by_pidfile "$KL_DIR/pid" 50
 }
 
 # kl_static_pod NAME IMAGE [COMMAND]: writes a static pod manifest.
