@@ -125,9 +125,8 @@ crio_start() {
 	"${CRICTL[@]}" images >&2
 }
 
-# Removes the pods and stops the CRI-O crio_start started, by its pid.
-crio_stop() {
-	[ -f "$CRIO_DIR/pid" ] || return 0
+# Stops and removes every container and pod of the test's CRI-O.
+crio_remove_all() {
 	local p
 	# The workload (pid 1 of its namespace) ignores SIGTERM: stop at once.
 	for p in $("${CRICTL[@]}" ps -q 2>/dev/null); do
@@ -137,6 +136,12 @@ crio_stop() {
 		timeout 60 "${CRICTL[@]}" stopp "$p" >/dev/null 2>&1 || true
 		timeout 60 "${CRICTL[@]}" rmp -f "$p" >/dev/null 2>&1 || true
 	done
+}
+
+# Removes the pods and stops the CRI-O crio_start started, by its pid.
+crio_stop() {
+	[ -f "$CRIO_DIR/pid" ] || return 0
+	crio_remove_all
 	stop_by_pidfile "$CRIO_DIR/pid" 100
 	kill_own -x conmon "$CRIO_DIR"
 	engines_unmount_all

@@ -32,15 +32,7 @@ teardown() {
 	log "--- runtime calls in this test:"
 	argv_log_since "$MARK" >&2 || true
 	grep -iE 'level=(error|warning)' "$CRIO_DIR/crio.log" | tail -10 >&2 || true
-	local p
-	# The workload (pid 1 of its namespace) ignores SIGTERM: stop at once.
-	for p in $("${CRICTL[@]}" ps -q 2>/dev/null); do
-		timeout 60 "${CRICTL[@]}" stop -t 0 "$p" >/dev/null 2>&1 || true
-	done
-	for p in $("${CRICTL[@]}" pods -q 2>/dev/null); do
-		timeout 60 "${CRICTL[@]}" stopp "$p" >/dev/null 2>&1 || true
-		timeout 60 "${CRICTL[@]}" rmp -f "$p" >/dev/null 2>&1 || true
-	done
+	crio_remove_all
 }
 
 # crio_checkpoint ARCHIVE: crictl checkpoint --export of $CRIO_CTR; the
