@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,7 +26,11 @@ func checkCommand() *cli.Command {
 			if format != "text" && format != "json" {
 				return fmt.Errorf("--format: %q is not 'text' or 'json'", format)
 			}
-			report, err := runtimeFrom(c).CheckHost()
+			var report *libcheckpoint.HostReport
+			err := withCriuDeadline(c, func(ctx context.Context) (err error) {
+				report, err = runtimeFrom(c).CheckHost(ctx)
+				return err
+			})
 			if report != nil {
 				if format == "json" {
 					enc := json.NewEncoder(c.App.Writer)

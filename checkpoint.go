@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -60,7 +61,11 @@ checkpointed.`,
 				opts.Export, opts.ExportTo = "standard output", c.App.Writer
 				statsOut = c.App.ErrWriter
 			}
-			res, err := runtimeFrom(c).Checkpoint(id, opts)
+			var res *libcheckpoint.CheckpointResult
+			err = withCriuDeadline(c, func(ctx context.Context) (err error) {
+				res, err = runtimeFrom(c).Checkpoint(ctx, id, opts)
+				return err
+			})
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -265,15 +266,21 @@ func lxcAction(parent, c *cli.Context, stdout, stderr io.Writer) error {
 	}
 	rt := lxcRuntime(parent, inv)
 	if !inv.Restore {
-		_, err := rt.Checkpoint(inv.ID, inv.Checkpoint)
-		return lxcError(err)
+		return lxcError(withCriuDeadline(parent, func(ctx context.Context) error {
+			_, err := rt.Checkpoint(ctx, inv.ID, inv.Checkpoint)
+			return err
+		}))
 	}
 	if inv.RestoreOpts.Bundle == "" {
 		if inv.RestoreOpts.Bundle, err = lxcBundle(inv.RestoreOpts.ImagePath); err != nil {
 			return err
 		}
 	}
-	status, err := rt.Restore(inv.ID, inv.RestoreOpts, libcheckpoint.Stdio{})
+	var status int
+	err = withCriuDeadline(parent, func(ctx context.Context) (err error) {
+		status, err = rt.Restore(ctx, inv.ID, inv.RestoreOpts, libcheckpoint.Stdio{})
+		return err
+	})
 	if err != nil {
 		return lxcError(err)
 	}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -82,6 +84,7 @@ see the same containers under --root.`,
 			&cli.BoolFlag{Name: "systemd-cgroup", Usage: "enable systemd cgroup support"},
 			&cli.StringFlag{Name: "rootless", Value: "auto", Usage: "ignore cgroup permission errors ('true', 'false', or 'auto')"},
 			&cli.StringFlag{Name: "criu", Usage: "path to the criu binary used for checkpoint and restore (default: criu on PATH)"},
+			&cli.DurationFlag{Name: "criu-timeout", EnvVars: []string{"RUNCR_CRIU_TIMEOUT"}, Value: libcheckpoint.DefaultCriuTimeout, Usage: "how long checkpoint, restore and check wait on CRIU before stopping it (`DURATION`, e.g. 90s or 1h; 0 waits for ever)"},
 		},
 		Commands: []*cli.Command{checkpointCommand(), restoreCommand(), checkCommand(), inspectCommand(), lxcCommand()},
 		Before:   setupLogging,
@@ -255,6 +258,28 @@ func runtimeFrom(c *cli.Context) *libcheckpoint.Runtime {
 	}
 }
 
+// runcrOnlyFlags are runcr's global flags that runc doesn't have: they are
+// dropped from the argv handed to runc.
+var runcrOnlyFlags = []string{"criu", "criu-timeout"}
+
+// withCriuDeadline runs fn with a context that ends --criu-timeout from
+// now (never, for 0): the library then stops CRIU and leaves the container
+// as it was, its error naming the flag.
+func withCriuDeadline(c *cli.Context, fn func(context.Context) error) error {
+	timeout := c.Duration("criu-timeout")
+	if timeout < 0 {
+		return fmt.Errorf("--criu-timeout %v: give a positive duration (such as 30m), or 0 to wait for ever", timeout)
+	}
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, timeout,
+			fmt.Errorf("--criu-timeout %v passed; if CRIU needs longer, raise it (or RUNCR_CRIU_TIMEOUT)", timeout))
+		defer cancel()
+	}
+	return fn(ctx)
+}
+
 // passThrough replaces runcr with runc, keeping argv (less runcr's own
 // --criu, which runc doesn't know), stdio, environment and so exit status.
 func passThrough(c *cli.Context) error {
@@ -296,9 +321,9 @@ func findRunc() (string, error) {
 	return "", errors.New("no runc binary found: runcr passes this command to runc; install runc v1.4 or set RUNCR_RUNC to its path")
 }
 
-// stripCriuFlag drops the global --criu flag (and its value) that appears
-// before the subcommand; runc v1.4 has no such flag. flags are runcr's
-// global flags: they tell which ones take a value.
+// stripCriuFlag drops runcr's own global flags (runcrOnlyFlags, with their
+// values) that appear before the subcommand; runc v1.4 has no such flags.
+// flags are runcr's global flags: they tell which ones take a value.
 func stripCriuFlag(args []string, flags []cli.Flag) []string {
 	takesValue := map[string]bool{}
 	for _, f := range flags {
@@ -315,7 +340,7 @@ func stripCriuFlag(args []string, flags []cli.Flag) []string {
 			return append(out, args[i:]...) // the subcommand: the rest is its own
 		}
 		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if name == "criu" {
+		if slices.Contains(runcrOnlyFlags, name) {
 			if !hasValue {
 				i++
 			}

@@ -130,6 +130,7 @@ func TestStripCriuFlag(t *testing.T) {
 		{[]string{"--criu", "/x/criu", "run", "id"}, []string{"run", "id"}},
 		{[]string{"--criu=/x/criu", "--root", "/r", "exec", "id", "--criu", "keep"}, []string{"--root", "/r", "exec", "id", "--criu", "keep"}},
 		{[]string{"--root", "/r", "-criu", "c", "--debug", "state", "id"}, []string{"--root", "/r", "--debug", "state", "id"}},
+		{[]string{"--criu-timeout", "1m", "--criu=/c", "--criu-timeout=2s", "delete", "--criu-timeout", "9"}, []string{"delete", "--criu-timeout", "9"}},
 		{[]string{"--log", "f", "--log-format", "json", "kill", "id", "9"}, []string{"--log", "f", "--log-format", "json", "kill", "id", "9"}},
 	}
 	for _, tc := range tests {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"github.com/urfave/cli/v2"
 
 	"github.com/runcr/runcr/libcheckpoint"
@@ -77,7 +78,11 @@ using the runcr (or runc) checkpoint command.`,
 					_ = stats.restore(c.App.ErrWriter, r)
 				}
 			}
-			status, err := runtimeFrom(c).RestoreWithHooks(id, opts, libcheckpoint.Stdio{}, hooks)
+			var status int
+			err = withCriuDeadline(c, func(ctx context.Context) (err error) {
+				status, err = runtimeFrom(c).RestoreWithHooks(ctx, id, opts, libcheckpoint.Stdio{}, hooks)
+				return err
+			})
 			if err != nil {
 				return err
 			}

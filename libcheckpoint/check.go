@@ -1,6 +1,7 @@
 package libcheckpoint
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -116,11 +117,11 @@ type OptionSupport struct {
 var checkedFeatures = []string{"mem_dirty_track", "uffd", "uffd-noncoop", "seccomp_suspend", "seccomp_filters", "timens", "network_lock_nftables"}
 
 // CheckHost probes CRIU and the kernel.
-func (rt *Runtime) CheckHost() (*HostReport, error) {
-	if err := rt.checkCriu(); err != nil {
+func (rt *Runtime) CheckHost(ctx context.Context) (*HostReport, error) {
+	if err := rt.checkCriu(ctx); err != nil {
 		return nil, err
 	}
-	session, err := rt.prepareCriu(nil)
+	session, err := rt.prepareCriu(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +135,7 @@ func (rt *Runtime) CheckHost() (*HostReport, error) {
 	if r.CriuPath == "" {
 		r.CriuError = "criu is not installed (not on PATH); install CRIU 4.0 or newer"
 	} else {
-		r.CriuVersion, err = cachedCriuVersion(r.CriuPath)
+		r.CriuVersion, err = cachedCriuVersion(ctx, r.CriuPath)
 		if err != nil {
 			r.CriuError = "criu does not answer: " + err.Error()
 		}
@@ -142,16 +143,16 @@ func (rt *Runtime) CheckHost() (*HostReport, error) {
 	r.Advisories = criuAdvisories(r.CriuVersion)
 	if r.CriuError == "" {
 		for _, f := range checkedFeatures {
-			_, err := criuCheckFeature(r.CriuPath, f)
+			_, err := criuCheckFeature(ctx, r.CriuPath, f)
 			r.Features[f] = err == nil
 		}
 	}
 	// prepareCriu above has just probed (or read the cached answer).
 	r.HardwareBreakpoints, _ = cachedBreakpointsWork()
 	r.Cgroup = cgroupReport()
-	r.NetworkLock = networkLockReport(r.CriuPath, r.CriuError == "")
+	r.NetworkLock = networkLockReport(ctx, r.CriuPath, r.CriuError == "")
 	r.Seccomp = seccompReport(r.Features)
-	switch how, err := ensureKdatCache(r.CriuPath); {
+	switch how, err := ensureKdatCache(ctx, r.CriuPath); {
 	case r.CriuPath == "":
 		r.KernelFeatureCache = "none"
 	case err != nil:
@@ -174,7 +175,7 @@ func (rt *Runtime) CheckHost() (*HostReport, error) {
 	need("parent-path", "mem_dirty_track", "incremental dumps need soft-dirty memory tracking")
 	need("lazy-pages", "uffd-noncoop", "the kernel lacks non-cooperative userfaultfd")
 	if r.Options["lazy-pages"].Supported {
-		if works, why := LazyMigrationWorks(); !works {
+		if works, why := LazyMigrationWorks(ctx); !works {
 			r.Options["lazy-pages"] = OptionSupport{Reason: "a trial lazy migration fails: " + why}
 		}
 	}
@@ -210,8 +211,11 @@ func isDir(p string) bool {
 }
 
 // requireCriuFeature refuses with ErrUnsupported where CRIU lacks feature.
-func requireCriuFeature(feature, neededBy string) error {
-	if out, err := criuCheckFeature("criu", feature); err != nil {
+func requireCriuFeature(ctx context.Context, feature, neededBy string) error {
+	if out, err := criuCheckFeature(ctx, "criu", feature); err != nil {
+		if errors.Is(err, ErrCriuTimeout) {
+			return err
+		}
 		return fmt.Errorf("%w: refused before freezing the container: CRIU feature %s is missing, needed by %s (criu check: %s)",
 			ErrUnsupported, feature, neededBy, strings.TrimSpace(string(out)))
 	}
@@ -220,8 +224,8 @@ func requireCriuFeature(feature, neededBy string) error {
 
 // criuCheckFeature asks `criu check --feature`, whose exit status is the
 // answer (go-criu's FeatureCheck returns the request, not CRIU's answer).
-func criuCheckFeature(criu, feature string) ([]byte, error) {
-	return exec.Command(criu, "check", "--feature", feature).CombinedOutput()
+func criuCheckFeature(ctx context.Context, criu, feature string) ([]byte, error) {
+	return runCriuProbe(ctx, criu, "check", "--feature", feature)
 }
 
 func cgroupReport() CgroupReport {
@@ -239,13 +243,13 @@ func cgroupReport() CgroupReport {
 // iptables-restore and ip6tables-restore in the container's network
 // namespace; its nftables lock needs libnftables in CRIU and nf_tables with
 // set concatenations in the kernel.
-func networkLockReport(criuPath string, criuOK bool) NetworkLockReport {
+func networkLockReport(ctx context.Context, criuPath string, criuOK bool) NetworkLockReport {
 	var r NetworkLockReport
 	r.IptablesError = iptablesError()
 	r.Iptables = r.IptablesError == ""
 	if criuOK {
 		var why string
-		if r.Nftables, why = nftablesLockWorks(criuPath); !r.Nftables {
+		if r.Nftables, why = nftablesLockWorks(ctx, criuPath); !r.Nftables {
 			r.NftablesError = why
 		}
 	} else {

@@ -1,6 +1,7 @@
 package libcheckpoint
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -34,13 +35,15 @@ type CheckpointResult struct {
 // and a container in the wrong state are refused before CRIU runs; when CRIU
 // fails, the container keeps running (CRIU thaws it) and the error quotes
 // the log. Only after a successful dump is the container destroyed, unless
-// LeaveRunning or PreDump.
-func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointResult, err error) {
+// LeaveRunning or PreDump. When ctx ends before CRIU has finished the
+// dump, CRIU is stopped and the container is left running (an error
+// wrapping ErrCriuTimeout); once the dump is whole, it completes.
+func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOptions) (_ *CheckpointResult, err error) {
 	criuOpts, err := opts.CriuOpts()
 	if err != nil {
 		return nil, err
 	}
-	if err := rt.checkCriu(); err != nil {
+	if err := rt.checkCriu(ctx); err != nil {
 		return nil, err
 	}
 	container, err := rt.load(id)
@@ -74,7 +77,7 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointR
 			return nil, err
 		}
 	}
-	session, err := rt.prepareCriu(container)
+	session, err := rt.prepareCriu(ctx, container)
 	if err != nil {
 		return nil, err
 	}
@@ -82,13 +85,13 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointR
 	// libcontainer checks CRIU's memory tracking for --pre-dump only; a
 	// dump on top of a parent needs it as well (CRIU's --track-mem).
 	if opts.ParentPath != "" && !opts.PreDump {
-		if err := requireCriuFeature("mem_dirty_track", "--parent-path (incremental dumps need soft-dirty memory tracking)"); err != nil {
+		if err := requireCriuFeature(ctx, "mem_dirty_track", "--parent-path (incremental dumps need soft-dirty memory tracking)"); err != nil {
 			return nil, err
 		}
 	}
 
 	if opts.LazyPages {
-		if works, why := LazyMigrationWorks(); !works {
+		if works, why := LazyMigrationWorks(ctx); !works {
 			return nil, errLazyBroken(why)
 		}
 	}
@@ -119,12 +122,19 @@ func (rt *Runtime) Checkpoint(id string, opts CheckpointOptions) (_ *CheckpointR
 		return nil, err
 	}
 	frozen.shareWithCriu()
-	if err := session.run(func() error { return container.Checkpoint(criuOpts) }); err != nil {
+	stopWatch := session.watch(ctx, guard.abort)
+	err = session.run(func() error { return container.Checkpoint(criuOpts) })
+	stopWatch()
+	if err != nil {
 		if !guard.postDump() || !dumpFinished(res.LogPath) {
 			thawUnlessPaused(container, status == libcontainer.Paused)
 			os.Remove(filepath.Join(res.ImagePath, ManifestFile))
 			if ierr := guard.interrupted(id); ierr != nil {
 				return nil, ierr
+			}
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("checkpoint of container %q into %s: %w; the container was left running and no checkpoint was made",
+					id, res.ImagePath, criuTimeoutError(context.Cause(ctx), "the dump"))
 			}
 			return nil, criuFailure(fmt.Sprintf("checkpoint of container %q into %s", id, res.ImagePath), err, res.LogPath)
 		}

@@ -1,6 +1,8 @@
 package libcheckpoint
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -104,9 +106,12 @@ func needsNetworkLock(c *configs.Config) bool {
 // nftablesLockWorks asks CRIU whether it can lock with nftables (it was
 // built with libnftables and the kernel has nf_tables with set
 // concatenations), remembered per boot and criu binary.
-func nftablesLockWorks(criuPath string) (bool, string) {
+func nftablesLockWorks(ctx context.Context, criuPath string) (bool, string) {
 	works, reason, err := cachedProbe(nftablesCache, kdatKey(criuPath), func() (bool, string, error) {
-		out, err := criuCheckFeature(criuPath, "network_lock_nftables")
+		out, err := criuCheckFeature(ctx, criuPath, "network_lock_nftables")
+		if errors.Is(err, ErrCriuTimeout) {
+			return false, "", err // not remembered
+		}
 		if err != nil {
 			return false, lastLine(string(out)), nil
 		}

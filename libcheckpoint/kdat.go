@@ -1,6 +1,7 @@
 package libcheckpoint
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -52,7 +53,7 @@ const (
 // ensureKdatCache makes sure CRIU's kernel feature cache is usable for
 // criuPath where /run is not a tmpfs. Best effort: on failure CRIU just
 // probes on every run, as it would without runcr.
-func ensureKdatCache(criuPath string) (kdatSetup, error) {
+func ensureKdatCache(ctx context.Context, criuPath string) (kdatSetup, error) {
 	if os.Geteuid() != 0 {
 		// CRIU as non-root keeps its cache in $XDG_RUNTIME_DIR.
 		return kdatNotNeeded, nil
@@ -91,7 +92,10 @@ func ensureKdatCache(criuPath string) (kdatSetup, error) {
 	if kdatReadyFor(key) {
 		return kdatReady, nil
 	}
-	if err := makeKdatCache(criuPath, key); err != nil {
+	if err := makeKdatCache(ctx, criuPath, key); err != nil {
+		if errors.Is(err, ErrCriuTimeout) {
+			return kdatNotNeeded, err // a hang is not remembered as a failure
+		}
 		_ = os.WriteFile(kdatFailed, []byte(key+"\n"+err.Error()+"\n"), 0o644)
 		return kdatNotNeeded, err
 	}
@@ -161,7 +165,7 @@ func dropGlobalKdatMount() {
 }
 
 // makeKdatCache has criu write a fresh cache onto runcr's tmpfs.
-func makeKdatCache(criuPath, key string) error {
+func makeKdatCache(ctx context.Context, criuPath, key string) error {
 	if err := os.MkdirAll(kdatDir, 0o700); err != nil {
 		return err
 	}
@@ -182,7 +186,7 @@ func makeKdatCache(criuPath, key string) error {
 			return err
 		}
 	}
-	if err := runCriuWithRunDir(criuPath, kdatDir); err != nil {
+	if err := runCriuWithRunDir(ctx, criuPath, kdatDir); err != nil {
 		return err
 	}
 	if fi, err := os.Stat(kdatCacheFile); err != nil || fi.Size() == 0 {
@@ -233,7 +237,7 @@ func showKdatCache() error {
 // namespace of its own, so that CRIU sees a tmpfs /run and saves its cache
 // there. The namespace belongs to one OS thread, which forks criu and is
 // then thrown away (the goroutine ends without unlocking it).
-func runCriuWithRunDir(criuPath, dir string) error {
+func runCriuWithRunDir(ctx context.Context, criuPath, dir string) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -249,7 +253,10 @@ func runCriuWithRunDir(criuPath, dir string) error {
 			}
 			// Any command makes CRIU initialise (and save) its kernel
 			// data; this feature check is cheap.
-			out, err := exec.Command(criuPath, "check", "--feature", "network_lock_nftables").CombinedOutput()
+			out, err := runCriuProbe(ctx, criuPath, "check", "--feature", "network_lock_nftables")
+			if errors.Is(err, ErrCriuTimeout) {
+				return err
+			}
 			if err != nil && !isExitError(err) {
 				return fmt.Errorf("running %s check: %w: %s", criuPath, err, strings.TrimSpace(string(out)))
 			}

@@ -24,14 +24,15 @@ const lazyCache = "/run/runcr/lazy-pages"
 
 // LazyMigrationWorks migrates a throwaway process lazily with the criu on
 // PATH and reports whether it came back alive; the reason says why not.
-func LazyMigrationWorks() (bool, string) {
+func LazyMigrationWorks(ctx context.Context) (bool, string) {
 	criuPath, err := exec.LookPath("criu")
 	if err != nil {
 		return false, "criu is not installed"
 	}
 	works, reason, _ := cachedProbe(lazyCache, cacheKey(criuPath), func() (bool, string, error) {
-		works, reason := tryLazyMigration(criuPath)
-		return works, reason, nil
+		works, reason := tryLazyMigration(ctx, criuPath)
+		// Cut short by the caller, the trial proves nothing: not remembered.
+		return works, reason, ctx.Err()
 	})
 	return works, reason
 }
@@ -48,13 +49,13 @@ func cacheKey(criuPath string) string {
 	return key
 }
 
-func tryLazyMigration(criuPath string) (bool, string) {
+func tryLazyMigration(ctx context.Context, criuPath string) (bool, string) {
 	dir, err := os.MkdirTemp("", "runcr-lazy-probe-")
 	if err != nil {
 		return false, err.Error()
 	}
 	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 
 	// The throwaway process lives in a pid namespace of its own, as

@@ -2,6 +2,7 @@ package libcheckpoint
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -198,7 +199,7 @@ func TestCheckCriuBinary(t *testing.T) {
 		return p
 	}
 	good := script("good", `echo "Version: 4.2.1"`)
-	if err := checkCriuBinary(good); err != nil {
+	if err := checkCriuBinary(context.Background(), good); err != nil {
 		t.Fatalf("a binary answering as CRIU refused: %v", err)
 	}
 	notExec := filepath.Join(dir, "plain")
@@ -212,14 +213,14 @@ func TestCheckCriuBinary(t *testing.T) {
 		{script("false", "exit 1"), "--version failed"},
 		{script("true", "exit 0"), `no "Version:" line`},
 	} {
-		err := checkCriuBinary(tc.path)
+		err := checkCriuBinary(context.Background(), tc.path)
 		if err == nil || !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--criu") ||
 			!strings.Contains(err.Error(), tc.path) || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%s: want an error naming --criu, the path and %q; got %v", tc.path, tc.says, err)
 		}
 	}
 	if os.Geteuid() != 0 {
-		if err := checkCriuBinary(notExec); err == nil {
+		if err := checkCriuBinary(context.Background(), notExec); err == nil {
 			t.Errorf("a non-executable file was accepted")
 		}
 	}

@@ -1,6 +1,7 @@
 package libcheckpoint
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,9 +43,12 @@ func (s Stdio) orDefault() Stdio {
 // from opts.ImagePath. Detached, it returns 0 once the container runs;
 // otherwise it waits, forwarding signals, and returns the container's exit
 // status. On failure nothing is left under the root: the half-made
-// container is destroyed and the images are untouched.
-func (rt *Runtime) Restore(id string, opts RestoreOptions, stdio Stdio) (int, error) {
-	return rt.RestoreWithHooks(id, opts, stdio, RestoreHooks{})
+// container is destroyed and the images are untouched. ctx bounds the
+// waits on CRIU: when it ends first, CRIU is stopped and the restore fails
+// (an error wrapping ErrCriuTimeout); the foreground wait for the
+// container is not bounded by it.
+func (rt *Runtime) Restore(ctx context.Context, id string, opts RestoreOptions, stdio Stdio) (int, error) {
+	return rt.RestoreWithHooks(ctx, id, opts, stdio, RestoreHooks{})
 }
 
 // RestoreHooks are optional callbacks into a restore.
@@ -74,14 +78,14 @@ type Restored struct {
 }
 
 // RestoreWithHooks is Restore with callbacks.
-func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio, hooks RestoreHooks) (_ int, err error) {
+func (rt *Runtime) RestoreWithHooks(ctx context.Context, id string, opts RestoreOptions, stdio Stdio, hooks RestoreHooks) (_ int, err error) {
 	if err := opts.Validate(); err != nil {
 		return -1, err
 	}
 	if err := validateID(id); err != nil {
 		return -1, err
 	}
-	if err := rt.checkCriu(); err != nil {
+	if err := rt.checkCriu(ctx); err != nil {
 		return -1, err
 	}
 	var imported *importedImages
@@ -175,7 +179,7 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 	if err := checkCriuMountKeys(config, fmt.Sprintf("restore of container %q", id)); err != nil {
 		return -1, err
 	}
-	session, err := rt.prepareCriu(nil)
+	session, err := rt.prepareCriu(ctx, nil)
 	if err != nil {
 		return -1, err
 	}
@@ -190,7 +194,7 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 		return -1, fmt.Errorf("creating container %q: %w", id, err)
 	}
 	r.container = container
-	tellCriuVersion(container)
+	tellCriuVersion(ctx, container)
 	// Create made the state directory, so a second restore of this id
 	// already fails with ErrContainerExists; the lock keeps a checkpoint
 	// of the half-restored container out.
@@ -208,7 +212,7 @@ func (rt *Runtime) RestoreWithHooks(id string, opts RestoreOptions, stdio Stdio,
 		}
 		r.afterRestore = append(r.afterRestore, criuConf.dropRestoreOnly)
 	}
-	return r.run(criuOpts, logPath(criuOpts, "restore.log"))
+	return r.run(ctx, criuOpts, logPath(criuOpts, "restore.log"))
 }
 
 // applyManifest reads the manifest of the images, if they have one (runc's

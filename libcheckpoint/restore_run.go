@@ -1,6 +1,7 @@
 package libcheckpoint
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -50,7 +51,7 @@ func (r *restorer) checkTerminal() error {
 	return nil
 }
 
-func (r *restorer) run(criuOpts *libcontainer.CriuOpts, log string) (status int, err error) {
+func (r *restorer) run(ctx context.Context, criuOpts *libcontainer.CriuOpts, log string) (status int, err error) {
 	defer func() {
 		if err != nil {
 			r.destroy()
@@ -68,12 +69,21 @@ func (r *restorer) run(criuOpts *libcontainer.CriuOpts, log string) (status int,
 		defer signal.Stop(signals)
 	}
 	restore := func() error { return r.container.Restore(process, criuOpts) }
+	stopWatch := func() {}
+	if r.criu != nil {
+		stopWatch = r.criu.watch(ctx, shutdownCriuConn)
+	}
 	if config := r.container.Config(); len(config.Hooks) > 0 || r.criu == nil {
 		// libcontainer runs the OCI hooks from the thread that starts
 		// CRIU; they get the host's mount namespace, as under runc.
 		err = restore()
 	} else {
 		err = r.criu.run(restore)
+	}
+	stopWatch()
+	if err != nil && ctx.Err() != nil {
+		// CRIU was stopped: its own error says only that its client left.
+		err = criuTimeoutError(context.Cause(ctx), "the restore")
 	}
 	var stats *RestoreStats
 	var statsErr error

@@ -72,6 +72,9 @@ func (rt *Runtime) rootlessCgroups() (bool, error) {
 // and the kernel feature cache that run shows it.
 type criuSession struct {
 	undo []func()
+	// criuPath is the criu binary libcontainer will run, found on PATH
+	// once --criu's directory is first there; empty when there is none.
+	criuPath string
 	// kdat is set when runcr's kernel feature cache is ready (kdat.go).
 	kdat bool
 }
@@ -93,6 +96,12 @@ func (s *criuSession) setenv(key, value string) {
 			os.Unsetenv(key)
 		}
 	})
+}
+
+// watch bounds the CRIU that start (run, or called directly) makes
+// libcontainer start, by ctx: see watchCriu. abort tells CRIU to stop.
+func (s *criuSession) watch(ctx context.Context, abort func()) (stop func()) {
+	return watchCriu(ctx, s.criuPath, criuKillGrace, abort)
 }
 
 // run calls start, which makes libcontainer start CRIU (Checkpoint or
@@ -128,7 +137,7 @@ func (s *criuSession) run(start func() error) error {
 // criuSession.run (see kdat.go). For a container about to be checkpointed
 // (c not nil), CRIU is told to lock its network with nftables where that
 // works, and libcontainer is told CRIU's version.
-func (rt *Runtime) prepareCriu(c *libcontainer.Container) (*criuSession, error) {
+func (rt *Runtime) prepareCriu(ctx context.Context, c *libcontainer.Container) (*criuSession, error) {
 	s := &criuSession{}
 	if rt.CriuPath != "" {
 		dir, cleanup, err := criuDir(rt.CriuPath)
@@ -152,7 +161,8 @@ func (rt *Runtime) prepareCriu(c *libcontainer.Container) (*criuSession, error) 
 		// libcontainer reports the missing criu in its own words.
 		return s, nil
 	}
-	switch how, err := ensureKdatCache(criuPath); {
+	s.criuPath = criuPath
+	switch how, err := ensureKdatCache(ctx, criuPath); {
 	case err != nil:
 		logrus.Debugf("no CRIU kernel feature cache, CRIU will probe the kernel itself: %v", err)
 	case how == kdatMade:
@@ -162,11 +172,15 @@ func (rt *Runtime) prepareCriu(c *libcontainer.Container) (*criuSession, error) 
 		s.kdat = true
 	}
 	if c == nil {
+		if ctx.Err() != nil {
+			s.close()
+			return nil, criuTimeoutError(context.Cause(ctx), "CRIU's start-up probes, before anything was changed")
+		}
 		return s, nil
 	}
 	config := c.Config()
 	if needsNetworkLock(&config) && !networkLockConfigured() {
-		if works, why := nftablesLockWorks(criuPath); !works {
+		if works, why := nftablesLockWorks(ctx, criuPath); !works {
 			logrus.Debugf("CRIU will lock the network with iptables: nftables doesn't work here (%s)", why)
 		} else if conf, err := nftablesConfig(); err != nil {
 			logrus.Debugf("CRIU will lock the network with iptables: %v", err)
@@ -174,7 +188,11 @@ func (rt *Runtime) prepareCriu(c *libcontainer.Container) (*criuSession, error) 
 			s.setenv("CRIU_CONFIG_FILE", conf)
 		}
 	}
-	tellCriuVersion(c)
+	tellCriuVersion(ctx, c)
+	if ctx.Err() != nil {
+		s.close()
+		return nil, criuTimeoutError(context.Cause(ctx), "CRIU's start-up probes, before anything was changed")
+	}
 	return s, nil
 }
 
@@ -184,9 +202,16 @@ const criuVersionCache = "/run/runcr/criu-version"
 // cachedCriuVersion is CRIU's version as libcontainer computes it (through
 // go-criu's VERSION request, which starts a whole `criu swrk`: ~30 ms
 // here), remembered per boot and criu binary.
-func cachedCriuVersion(criuPath string) (int, error) {
+func cachedCriuVersion(ctx context.Context, criuPath string) (int, error) {
 	_, v, err := cachedProbe(criuVersionCache, kdatKey(criuPath), func() (bool, string, error) {
+		ctx, cancel := context.WithTimeout(ctx, criuProbeTimeout)
+		defer cancel()
+		stop := watchCriu(ctx, criuPath, criuKillGrace, shutdownCriuConn)
 		v, err := criu.MakeCriu().GetCriuVersion()
+		stop()
+		if ctx.Err() != nil {
+			return false, "", criuTimeoutError(context.Cause(ctx), "CRIU's version, from "+criuPath+" swrk")
+		}
 		if err != nil {
 			return false, "", err
 		}
@@ -205,12 +230,12 @@ func cachedCriuVersion(criuPath string) (int, error) {
 // no way to pass the version in, so the field is set by reflection. A
 // libcontainer without that int field is left to ask (a unit test catches
 // the rename).
-func tellCriuVersion(c *libcontainer.Container) {
+func tellCriuVersion(ctx context.Context, c *libcontainer.Container) {
 	criuPath, err := exec.LookPath("criu")
 	if err != nil {
 		return
 	}
-	v, err := cachedCriuVersion(criuPath)
+	v, err := cachedCriuVersion(ctx, criuPath)
 	if err != nil || v <= 0 {
 		return
 	}
@@ -325,7 +350,7 @@ func (rt *Runtime) isBusy(id string) bool {
 }
 
 // checkCriu checks --criu before anything is made or frozen.
-func (rt *Runtime) checkCriu() error {
+func (rt *Runtime) checkCriu(ctx context.Context) error {
 	if rt.CriuPath == "" {
 		return nil
 	}
@@ -333,7 +358,7 @@ func (rt *Runtime) checkCriu() error {
 	if err != nil {
 		return invalid("criu", "%v", err)
 	}
-	return checkCriuBinary(path)
+	return checkCriuBinary(ctx, path)
 }
 
 // criuAnswerTimeout bounds `criu --version` when checking --criu: a binary
@@ -345,7 +370,7 @@ const criuAnswerTimeout = 5 * time.Second
 // path surfaced as an error about CRIU's RPC socket, a directory was
 // ignored in favour of the criu on PATH, and a binary that never answered
 // hung the command.
-func checkCriuBinary(path string) error {
+func checkCriuBinary(ctx context.Context, path string) error {
 	fi, err := os.Stat(path)
 	switch {
 	case err != nil:
@@ -358,7 +383,7 @@ func checkCriuBinary(path string) error {
 	if err := unix.Access(path, unix.X_OK); err != nil {
 		return invalid("criu", "%s: %v; give the path of an executable criu binary", path, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), criuAnswerTimeout)
+	ctx, cancel := context.WithTimeout(ctx, criuAnswerTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, "--version")
 	// Its own process group, killed whole: a child it left holding the

@@ -167,3 +167,99 @@ checkpoint_image() {
 	restore_detached "$CT" --import "$ROOT/out/ct.tar.zst"
 	expect_progress "$CT" "$COUNTER" "$TOKEN"
 }
+
+# hang_criu FLAG: a criu that is the real one, except that once FLAG exists
+# every run but `--version` hangs (a child of its own holding on), as a
+# CRIU stuck on a kernel or a lock would; the child's pid goes to FLAG.pid.
+hang_criu() {
+	local real
+	real=$(command -v criu) || fail "no criu"
+	cat >"$ROOT/criu-wrap" <<EOS
+#!/bin/sh
+if [ "\$1" != --version ] && [ -e "$1" ]; then
+	sleep 1000 &
+	echo \$! >"$1.pid"
+	wait
+fi
+exec "$real" "\$@"
+EOS
+	chmod +x "$ROOT/criu-wrap"
+}
+
+# expect_no_criu_left FLAG: the hung criu and its child are gone, and so
+# is every runcr-criu-* link this test made.
+expect_no_criu_left() {
+	local pid
+	pid=$(cat "$1.pid" 2>/dev/null) || fail "the criu never hung"
+	wait_for 50 0.1 pid_gone "$pid" || fail "the hung criu's child $pid is still running"
+	! pgrep -f "$ROOT/criu-wrap" || fail "the hung criu was left running"
+	[ -z "$(find "$TMPDIR" -maxdepth 1 -name 'runcr-criu-*')" ] || fail "a runcr-criu-* link was left behind"
+}
+
+@test "--criu-timeout: a criu that hangs in its probe, its dump or its restore is stopped; the container is as it was, nothing left" {
+	use_memory_workload
+	start_workload
+	hang_criu "$ROOT/hang"
+	local token=$TOKEN start took
+	# Caches for this criu made while it works: the dump itself hangs.
+	runcr --criu "$ROOT/criu-wrap" check
+	[ "$status" -eq 0 ] || fail "check with the working wrapper failed"
+
+	touch "$ROOT/hang"
+	start=$SECONDS
+	runcr --criu "$ROOT/criu-wrap" --criu-timeout 2s checkpoint --image-path "$ROOT/img" "$CT"
+	took=$((SECONDS - start))
+	[ "$status" -ne 0 ] || fail "the checkpoint succeeded with a hung criu"
+	[[ "$output" == *"stopped waiting for CRIU (the dump)"*"--criu-timeout 2s passed"*"left running"* ]] || fail "the error does not say why"
+	[ "$took" -lt 20 ] || fail "took $took s with --criu-timeout 2s"
+	expect_no_criu_left "$ROOT/hang"
+	[ ! -e "$ROOT/img/runcr-manifest.json" ] || fail "a manifest was left for no checkpoint"
+	expect_state "$CT" running
+	read_state
+	expect_progress "$CT" "$COUNTER" "$token"
+
+	# The container checkpoints with the working criu; a restore that
+	# hangs leaves no container and the images as they were.
+	rm -f "$ROOT/hang" "$ROOT/hang.pid"
+	runcr checkpoint --image-path "$ROOT/img" "$CT"
+	[ "$status" -eq 0 ] || fail "checkpoint failed"
+	read_state_file
+	local sums
+	sums=$(cd "$ROOT/img" && sha256sum ./*.img)
+	# The working criu's kernel feature cache replaced the wrapper's.
+	runcr --criu "$ROOT/criu-wrap" check
+	[ "$status" -eq 0 ] || fail "check with the working wrapper failed"
+	touch "$ROOT/hang"
+	RUNCR_CRIU_TIMEOUT=2s runcr --criu "$ROOT/criu-wrap" restore -d --image-path "$ROOT/img" "$CT" </dev/null
+	[ "$status" -ne 0 ] || fail "the restore succeeded with a hung criu"
+	[[ "$output" == *"stopped waiting for CRIU (the restore)"*"--criu-timeout 2s passed"* ]] || fail "the error does not say why"
+	expect_no_criu_left "$ROOT/hang"
+	expect_state "$CT" gone
+	[ "$(cd "$ROOT/img" && sha256sum ./*.img)" = "$sums" ] || fail "the images changed"
+	restore_detached "$CT" --image-path "$ROOT/img"
+	expect_progress "$CT" "$COUNTER" "$TOKEN"
+}
+
+@test "--criu-timeout: check and checkpoint with a criu that hangs at its first probe end in time, the container untouched" {
+	use_memory_workload
+	start_workload
+	hang_criu "$ROOT/hang"
+	touch "$ROOT/hang"
+	local token=$TOKEN start took
+	start=$SECONDS
+	runcr --criu "$ROOT/criu-wrap" --criu-timeout 2s check
+	took=$((SECONDS - start))
+	[ "$status" -ne 0 ] || fail "check passed with a hung criu"
+	[[ "$output" == *"--criu-timeout 2s passed"* ]] || fail "the error does not name --criu-timeout"
+	[ "$took" -lt 20 ] || fail "check took $took s with --criu-timeout 2s"
+	expect_no_criu_left "$ROOT/hang"
+	rm -f "$ROOT/hang.pid"
+
+	runcr --criu "$ROOT/criu-wrap" --criu-timeout 2s checkpoint --image-path "$ROOT/img" "$CT"
+	[ "$status" -ne 0 ] || fail "the checkpoint succeeded with a hung criu"
+	[[ "$output" == *"--criu-timeout 2s passed"* ]] || fail "the error does not name --criu-timeout"
+	expect_no_criu_left "$ROOT/hang"
+	expect_state "$CT" running
+	read_state
+	expect_progress "$CT" "$COUNTER" "$token"
+}

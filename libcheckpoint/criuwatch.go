@@ -1,0 +1,213 @@
+package libcheckpoint
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// Deadlines on CRIU. Every wait on CRIU ends when the caller's context
+// does: the commands runcr runs itself (criu check, --version) are killed
+// with their process group; the `criu swrk` that libcontainer and go-criu
+// start, which offer no way to cancel, is first told its client is gone
+// (shutdownCriuConn: a working CRIU then undoes what it did and exits, a
+// dump resuming the container), and killed with everything it started if
+// it is still there criuKillGrace later, so that a CRIU that never answers
+// can't hold runcr, its links or the container.
+
+// DefaultCriuTimeout is how long the command line lets one checkpoint,
+// restore or check wait on CRIU (--criu-timeout, RUNCR_CRIU_TIMEOUT):
+// far beyond a real dump or restore (about a second per GiB of memory
+// here), so that only a CRIU that hangs meets it.
+const DefaultCriuTimeout = 30 * time.Minute
+
+// ErrCriuTimeout: a checkpoint, restore or check was stopped because its
+// context ended before CRIU answered. It wraps the context's error
+// (context.DeadlineExceeded or context.Canceled) as well.
+var ErrCriuTimeout = errors.New("stopped waiting for CRIU")
+
+// criuProbeTimeout bounds each short CRIU probe (version, feature check,
+// kernel feature cache): they take milliseconds.
+const criuProbeTimeout = 30 * time.Second
+
+// criuKillGrace is how long a CRIU told to stop may take before it is
+// killed: a working one undoes a dump or restore in well under a second.
+const criuKillGrace = 5 * time.Second
+
+// runCriuProbe runs a short CRIU command and returns its combined output,
+// bounded by ctx and by criuProbeTimeout: CRIU runs in a process group of
+// its own, killed whole when the time is up, so that a child it left
+// holding the output pipe can't keep the caller waiting (or stay behind).
+// A probe that ran out of time returns an error wrapping ErrCriuTimeout.
+func runCriuProbe(ctx context.Context, criu string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, criuProbeTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, criu, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil && ctx.Err() != nil {
+		return out, criuTimeoutError(context.Cause(ctx), "`"+criu+" "+strings.Join(args, " ")+"`")
+	}
+	return out, err
+}
+
+// criuTimeoutError names what was waited for and why it stopped.
+func criuTimeoutError(cause error, what string) error {
+	return &criuTimeout{what: what, cause: cause}
+}
+
+type criuTimeout struct {
+	what  string
+	cause error
+}
+
+func (e *criuTimeout) Error() string {
+	return ErrCriuTimeout.Error() + " (" + e.what + "): " + e.cause.Error()
+}
+
+func (e *criuTimeout) Unwrap() []error { return []error{ErrCriuTimeout, e.cause} }
+
+// watchCriu bounds a call that makes libcontainer or go-criu start CRIU.
+// When ctx ends before the returned stop is called, abort is called (again
+// every 10 ms: CRIU may not have been started yet), and grace later every
+// process running the criu binary criuPath that runcr started is killed
+// with its descendants. stop returns once the watch is over.
+func watchCriu(ctx context.Context, criuPath string, grace time.Duration, abort func()) (stop func()) {
+	if ctx.Done() == nil {
+		return func() {}
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-quit:
+			return
+		case <-ctx.Done():
+		}
+		logrus.Warnf("stopping CRIU: %v", context.Cause(ctx))
+		abort()
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		kill := time.NewTimer(grace)
+		defer kill.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+				abort()
+			case <-kill.C:
+				killCriuProcesses(criuPath)
+				kill.Reset(time.Second)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(quit) })
+		<-done
+	}
+}
+
+// killCriuProcesses kills, with SIGKILL, the processes runcr started that
+// run criuPath (a binary, or a script whose interpreter got its path), and
+// all their descendants. They are found through /proc: libcontainer keeps
+// its exec.Cmd to itself.
+func killCriuProcesses(criuPath string) {
+	want, err := os.Stat(criuPath)
+	if err != nil {
+		logrus.Warnf("can't find CRIU to stop it: %v", err)
+		return
+	}
+	children := processChildren()
+	var victims []int
+	for _, pid := range children[os.Getpid()] {
+		if runsFile(pid, want) {
+			victims = append(victims, descendants(children, pid)...)
+		}
+	}
+	for _, pid := range victims {
+		logrus.Warnf("killing CRIU process %d: it did not stop when told to", pid)
+		_ = unix.Kill(pid, unix.SIGKILL)
+	}
+}
+
+// processChildren maps each process id to its children's, from /proc.
+func processChildren() map[int][]int {
+	entries, _ := os.ReadDir("/proc")
+	children := map[int][]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid := parentPid(pid); ppid > 0 {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	return children
+}
+
+// parentPid reads the fourth field of /proc/PID/stat (after the command
+// name, which may hold spaces and parentheses).
+func parentPid(pid int) int {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
+}
+
+// descendants lists pid and everything below it, parents first.
+func descendants(children map[int][]int, pid int) []int {
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
+
+// runsFile tells whether process pid runs want: its executable, or the
+// script its first or second argument names.
+func runsFile(pid int, want os.FileInfo) bool {
+	dir := filepath.Join("/proc", strconv.Itoa(pid))
+	if fi, err := os.Stat(filepath.Join(dir, "exe")); err == nil && os.SameFile(fi, want) {
+		return true
+	}
+	cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(cmdline), "\x00")
+	for _, a := range args[:min(2, len(args))] {
+		if !filepath.IsAbs(a) {
+			continue
+		}
+		if fi, err := os.Stat(a); err == nil && os.SameFile(fi, want) {
+			return true
+		}
+	}
+	return false
+}

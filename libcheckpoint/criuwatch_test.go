@@ -1,0 +1,140 @@
+package libcheckpoint
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// hangingCriu writes a script that, like a CRIU that never answers,
+// starts a child and waits for ever; the child writes its pid to a file.
+func hangingCriu(t *testing.T) (criu, childPidFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	criu = filepath.Join(dir, "criu")
+	childPidFile = filepath.Join(dir, "child.pid")
+	script := "#!/bin/sh\nsleep 1000 &\necho $! > " + childPidFile + "\nwait\n"
+	if err := os.WriteFile(criu, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return criu, childPidFile
+}
+
+func readPid(t *testing.T, file string) int {
+	t.Helper()
+	for range 200 {
+		if data, err := os.ReadFile(file); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+				return pid
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: no pid written", file)
+	return 0
+}
+
+// gone tells whether pid has exited (a zombie counts as gone).
+func gone(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	i := strings.LastIndexByte(string(data), ')')
+	return i > 0 && strings.HasPrefix(string(data[i+1:]), " Z")
+}
+
+func TestRunCriuProbeStopsAHangingCriu(t *testing.T) {
+	criu, childPidFile := hangingCriu(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := runCriuProbe(ctx, criu, "check", "--feature", "timens")
+	if !errors.Is(err, ErrCriuTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want ErrCriuTimeout and DeadlineExceeded", err)
+	}
+	if !strings.Contains(err.Error(), criu+" check --feature timens") {
+		t.Errorf("error %q does not name the command", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v after a 300ms deadline", d)
+	}
+	child := readPid(t, childPidFile)
+	for range 100 {
+		if gone(child) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("the hanging criu's child %d is still running", child)
+}
+
+func TestWatchCriuAbortsThenKills(t *testing.T) {
+	criu, childPidFile := hangingCriu(t)
+	// Started through a link, as --criu's private link starts it.
+	link := filepath.Join(t.TempDir(), "criu")
+	if err := os.Symlink(criu, link); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(link, "swrk", "3")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	bystander := exec.Command("sleep", "1000")
+	if err := bystander.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = bystander.Process.Kill(); _ = bystander.Wait() }()
+	child := readPid(t, childPidFile)
+	defer syscall.Kill(child, syscall.SIGKILL)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var aborts atomic.Int32
+	stop := watchCriu(ctx, link, 200*time.Millisecond, func() { aborts.Add(1) })
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Errorf("criu ended with %v, want killed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hanging criu was not killed")
+	}
+	stop()
+	if aborts.Load() == 0 {
+		t.Error("abort was never called")
+	}
+	for i := 0; !gone(child); i++ {
+		if i == 100 {
+			t.Fatalf("criu's child %d is still running", child)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if gone(bystander.Process.Pid) {
+		t.Error("a child that does not run criu was killed")
+	}
+}
+
+func TestWatchCriuLeavesAFinishedCallAlone(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var aborts atomic.Int32
+	stop := watchCriu(ctx, "/nonexistent/criu", time.Millisecond, func() { aborts.Add(1) })
+	stop()
+	cancel()
+	time.Sleep(20 * time.Millisecond)
+	stop() // twice is fine
+	if n := aborts.Load(); n != 0 {
+		t.Errorf("abort called %d times after stop", n)
+	}
+}
