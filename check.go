@@ -27,7 +27,7 @@ func checkCommand() *cli.Command {
 				return fmt.Errorf("--format: %q is not 'text' or 'json'", format)
 			}
 			var report *libcheckpoint.HostReport
-			err := withCriuDeadline(c, func(ctx context.Context) (err error) {
+			err := withCriuDeadline(c, false, func(ctx context.Context) (err error) {
 				report, err = runtimeFrom(c).CheckHost(ctx)
 				return err
 			})

@@ -62,7 +62,7 @@ checkpointed.`,
 				statsOut = c.App.ErrWriter
 			}
 			var res *libcheckpoint.CheckpointResult
-			err = withCriuDeadline(c, func(ctx context.Context) (err error) {
+			err = withCriuDeadline(c, true, func(ctx context.Context) (err error) {
 				res, err = runtimeFrom(c).Checkpoint(ctx, id, opts)
 				return err
 			})

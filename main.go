@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
@@ -264,8 +266,12 @@ var runcrOnlyFlags = []string{"criu", "criu-timeout"}
 
 // withCriuDeadline runs fn with a context that ends --criu-timeout from
 // now (never, for 0): the library then stops CRIU and leaves the container
-// as it was, its error naming the flag.
-func withCriuDeadline(c *cli.Context, fn func(context.Context) error) error {
+// as it was, its error naming the flag. When interruptible (a checkpoint),
+// SIGINT, SIGTERM and SIGHUP end the context too, rather than killing
+// runcr at any moment: also after CRIU's dump succeeded and before the
+// manifest says complete, when CRIU kills the container and restore would
+// refuse the checkpoint that holds it.
+func withCriuDeadline(c *cli.Context, interruptible bool, fn func(context.Context) error) error {
 	timeout := c.Duration("criu-timeout")
 	if timeout < 0 {
 		return fmt.Errorf("--criu-timeout %v: give a positive duration (such as 30m), or 0 to wait for ever", timeout)
@@ -277,7 +283,46 @@ func withCriuDeadline(c *cli.Context, fn func(context.Context) error) error {
 			fmt.Errorf("--criu-timeout %v passed; if CRIU needs longer, raise it (or RUNCR_CRIU_TIMEOUT)", timeout))
 		defer cancel()
 	}
+	if interruptible {
+		var stop func()
+		ctx, stop = cancelOnSignals(ctx)
+		defer stop()
+	}
 	return fn(ctx)
+}
+
+// cancelOnSignals returns a context that SIGINT, SIGTERM or SIGHUP cancel,
+// and the function that restores their handling. A signal ignored from
+// the start (nohup, a background job) stays ignored.
+func cancelOnSignals(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	signals := make(chan os.Signal, 4)
+	for _, s := range []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP} {
+		if !signal.Ignored(s) {
+			signal.Notify(signals, s)
+		}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case s := <-signals:
+				logrus.Warnf("got %v: stopping the checkpoint unless CRIU has finished the dump; the container keeps running", s)
+				cancel(fmt.Errorf("got %v", s))
+			}
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(signals)
+		close(done)
+		wg.Wait()
+		cancel(nil)
+	}
 }
 
 // passThrough replaces runcr with runc, keeping argv (less runcr's own

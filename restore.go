@@ -79,7 +79,7 @@ using the runcr (or runc) checkpoint command.`,
 				}
 			}
 			var status int
-			err = withCriuDeadline(c, func(ctx context.Context) (err error) {
+			err = withCriuDeadline(c, false, func(ctx context.Context) (err error) {
 				status, err = runtimeFrom(c).RestoreWithHooks(ctx, id, opts, libcheckpoint.Stdio{}, hooks)
 				return err
 			})

@@ -107,8 +107,7 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 	if err := writeManifest(res.ImagePath, manifest); err != nil {
 		return nil, invalid("image-path", "%v", err)
 	}
-	guard := newInterruptGuard(filepath.Join(rt.root(), id))
-	defer guard.stop()
+	guard := newDumpGuard(filepath.Join(rt.root(), id), session.criuPath)
 	// Frozen by runcr, CRIU needn't wait for the freezer (freeze.go); a
 	// container paused by its owner stays as CRIU finds it.
 	var frozen *preFreeze
@@ -129,12 +128,12 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 		if !guard.postDump() || !dumpFinished(res.LogPath) {
 			thawUnlessPaused(container, status == libcontainer.Paused)
 			os.Remove(filepath.Join(res.ImagePath, ManifestFile))
-			if ierr := guard.interrupted(id); ierr != nil {
-				return nil, ierr
-			}
-			if ctx.Err() != nil {
+			switch {
+			case errors.Is(ctx.Err(), context.DeadlineExceeded):
 				return nil, fmt.Errorf("checkpoint of container %q into %s: %w; the container was left running and no checkpoint was made",
 					id, res.ImagePath, criuTimeoutError(context.Cause(ctx), "the dump"))
+			case ctx.Err() != nil:
+				return nil, fmt.Errorf("%w (%w): container %q was left running; no checkpoint was made", ErrInterrupted, context.Cause(ctx), id)
 			}
 			return nil, criuFailure(fmt.Sprintf("checkpoint of container %q into %s", id, res.ImagePath), err, res.LogPath)
 		}

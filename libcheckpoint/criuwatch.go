@@ -21,7 +21,7 @@ import (
 // does: the commands runcr runs itself (criu check, --version) are killed
 // with their process group; the `criu swrk` that libcontainer and go-criu
 // start, which offer no way to cancel, is first told its client is gone
-// (shutdownCriuConn: a working CRIU then undoes what it did and exits, a
+// (stopCriuConn: a working CRIU then undoes what it did and exits, a
 // dump resuming the container), and killed with everything it started if
 // it is still there criuKillGrace later, so that a CRIU that never answers
 // can't hold runcr, its links or the container.
@@ -84,8 +84,9 @@ func (e *criuTimeout) Unwrap() []error { return []error{ErrCriuTimeout, e.cause}
 // When ctx ends before the returned stop is called, abort is called (again
 // every 10 ms: CRIU may not have been started yet), and grace later every
 // process running the criu binary criuPath that runcr started is killed
-// with its descendants. stop returns once the watch is over.
-func watchCriu(ctx context.Context, criuPath string, grace time.Duration, abort func()) (stop func()) {
+// with its descendants, unless abort last said CRIU is to be left to
+// finish. stop returns once the watch is over.
+func watchCriu(ctx context.Context, criuPath string, grace time.Duration, abort func() bool) (stop func()) {
 	if ctx.Done() == nil {
 		return func() {}
 	}
@@ -98,7 +99,7 @@ func watchCriu(ctx context.Context, criuPath string, grace time.Duration, abort 
 		case <-ctx.Done():
 		}
 		logrus.Warnf("stopping CRIU: %v", context.Cause(ctx))
-		abort()
+		stopping := abort()
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		kill := time.NewTimer(grace)
@@ -108,9 +109,11 @@ func watchCriu(ctx context.Context, criuPath string, grace time.Duration, abort 
 			case <-quit:
 				return
 			case <-tick.C:
-				abort()
+				stopping = abort()
 			case <-kill.C:
-				killCriuProcesses(criuPath)
+				if stopping {
+					killCriuProcesses(criuPath)
+				}
 				kill.Reset(time.Second)
 			}
 		}
@@ -127,22 +130,102 @@ func watchCriu(ctx context.Context, criuPath string, grace time.Duration, abort 
 // all their descendants. They are found through /proc: libcontainer keeps
 // its exec.Cmd to itself.
 func killCriuProcesses(criuPath string) {
-	want, err := os.Stat(criuPath)
-	if err != nil {
-		logrus.Warnf("can't find CRIU to stop it: %v", err)
-		return
-	}
 	children := processChildren()
-	var victims []int
-	for _, pid := range children[os.Getpid()] {
-		if runsFile(pid, want) {
-			victims = append(victims, descendants(children, pid)...)
+	for _, criu := range criuProcesses(criuPath, children) {
+		for _, pid := range descendants(children, criu) {
+			logrus.Warnf("killing CRIU process %d: it did not stop when told to", pid)
+			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 	}
-	for _, pid := range victims {
-		logrus.Warnf("killing CRIU process %d: it did not stop when told to", pid)
-		_ = unix.Kill(pid, unix.SIGKILL)
+}
+
+// criuProcesses lists runcr's children that run criuPath.
+func criuProcesses(criuPath string, children map[int][]int) []int {
+	want, err := os.Stat(criuPath)
+	if err != nil {
+		logrus.Debugf("can't find CRIU's processes: %v", err)
+		return nil
 	}
+	var pids []int
+	for _, pid := range children[os.Getpid()] {
+		if runsFile(pid, want) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// stopping turns an abort into one for watchCriu that always stops CRIU.
+func stopping(abort func()) func() bool {
+	return func() bool { abort(); return true }
+}
+
+// stopCriuConn returns an abort that makes a running `criu swrk` of
+// criuPath stop: it shuts down runcr's end of each unix seqpacket
+// connection whose other end such a CRIU holds (libcontainer's and
+// go-criu's socketpair). CRIU then sees its client gone, as if runcr had
+// died, at its next message, and libcontainer's wait for CRIU's answer
+// returns. Shutdown rather than close: the descriptor stays libcontainer's.
+// Sockets of the host program are never touched: their peers are not
+// CRIU's.
+func stopCriuConn(criuPath string) func() {
+	return func() {
+		if criuPath == "" {
+			return
+		}
+		pids := criuProcesses(criuPath, processChildren())
+		if len(pids) == 0 {
+			return // not started yet (or gone): the next tick sees it
+		}
+		held := map[uint64]bool{}
+		for _, pid := range pids {
+			for ino := range socketInodes(pid) {
+				held[ino] = true
+			}
+		}
+		if len(held) == 0 {
+			return
+		}
+		for ino, fd := range socketInodes(os.Getpid()) {
+			if t, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || t != unix.SOCK_SEQPACKET {
+				continue
+			}
+			peer, err := unixPeer(uint32(ino))
+			if err != nil {
+				logrus.Warnf("can't tell whether fd %d is runcr's connection to CRIU: %v", fd, err)
+				continue
+			}
+			if !held[uint64(peer)] {
+				continue
+			}
+			if err := unix.Shutdown(fd, unix.SHUT_RDWR); err != nil && !errors.Is(err, unix.ENOTCONN) {
+				logrus.Debugf("shutting down fd %d: %v", fd, err)
+			}
+		}
+	}
+}
+
+// socketInodes maps the inode of each socket process pid holds to one of
+// its descriptors.
+func socketInodes(pid int) map[uint64]int {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	out := map[uint64]int{}
+	for _, e := range entries {
+		link, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil || !strings.HasPrefix(link, "socket:[") {
+			continue
+		}
+		ino, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]"), 10, 64)
+		fd, ferr := strconv.Atoi(e.Name())
+		if err == nil && ferr == nil {
+			out[ino] = fd
+		}
+	}
+	return out
 }
 
 // processChildren maps each process id to its children's, from /proc.

@@ -99,7 +99,7 @@ func TestWatchCriuAbortsThenKills(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	var aborts atomic.Int32
-	stop := watchCriu(ctx, link, 200*time.Millisecond, func() { aborts.Add(1) })
+	stop := watchCriu(ctx, link, 200*time.Millisecond, func() bool { aborts.Add(1); return true })
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 	select {
@@ -129,7 +129,7 @@ func TestWatchCriuAbortsThenKills(t *testing.T) {
 func TestWatchCriuLeavesAFinishedCallAlone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var aborts atomic.Int32
-	stop := watchCriu(ctx, "/nonexistent/criu", time.Millisecond, func() { aborts.Add(1) })
+	stop := watchCriu(ctx, "/nonexistent/criu", time.Millisecond, func() bool { aborts.Add(1); return true })
 	stop()
 	cancel()
 	time.Sleep(20 * time.Millisecond)

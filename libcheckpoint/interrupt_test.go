@@ -2,6 +2,7 @@ package libcheckpoint
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -9,35 +10,47 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// shutdownCriuConn ends a seqpacket connection, as runcr's death would,
-// and leaves other sockets alone.
-func TestShutdownCriuConn(t *testing.T) {
-	seq, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+// stopCriuConn ends runcr's connection to a running criu, as runcr's death
+// would, and leaves the host program's own seqpacket sockets alone.
+func TestStopCriuConn(t *testing.T) {
+	criu, childPidFile := hangingCriu(t)
+	toCriu, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	own, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, fd := range []int{seq[0], seq[1], stream[0], stream[1]} {
+	for _, fd := range []int{toCriu[0], own[0], own[1]} {
 		defer unix.Close(fd)
 	}
-	shutdownCriuConn()
+	criuEnd := os.NewFile(uintptr(toCriu[1]), "criu-end")
+	cmd := exec.Command(criu, "swrk", "3")
+	cmd.ExtraFiles = []*os.File{criuEnd}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	criuEnd.Close()
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	defer unix.Kill(readPid(t, childPidFile), unix.SIGKILL)
+
+	stopCriuConn(criu)()
 	buf := make([]byte, 8)
-	if n, err := unix.Read(seq[1], buf); n != 0 || err != nil {
-		t.Fatalf("the peer of the seqpacket socket read %d, %v; want EOF", n, err)
+	if n, err := unix.Read(toCriu[0], buf); n != 0 || err != nil {
+		t.Fatalf("runcr's end of the CRIU connection read %d, %v; want EOF", n, err)
 	}
-	if _, err := unix.Write(seq[1], []byte("x")); err != unix.EPIPE {
-		t.Fatalf("writing to the shut connection: %v, want EPIPE", err)
+	if _, err := unix.Write(own[1], []byte("x")); err != nil {
+		t.Fatalf("the host program's own seqpacket socket was touched: %v", err)
 	}
-	if _, err := unix.Write(stream[1], []byte("x")); err != nil {
-		t.Fatalf("the stream socket was touched: %v", err)
+	if n, err := unix.Read(own[0], buf); n != 1 || err != nil {
+		t.Fatalf("the host program's own socket read %d, %v; want 1 byte", n, err)
 	}
 }
 
-// postDump: only a marker made after the guard started counts.
-func TestInterruptGuardPostDump(t *testing.T) {
+// postDump: only a marker made after the guard started counts; after it
+// the guard no longer stops CRIU.
+func TestDumpGuardPostDump(t *testing.T) {
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "checkpoint")
 	if err := os.WriteFile(marker, nil, 0o600); err != nil {
@@ -47,10 +60,12 @@ func TestInterruptGuardPostDump(t *testing.T) {
 	if err := os.Chtimes(marker, old, old); err != nil {
 		t.Fatal(err)
 	}
-	g := newInterruptGuard(dir)
-	defer g.stop()
+	g := newDumpGuard(dir, "")
 	if g.postDump() {
 		t.Fatal("a marker left by an earlier dump counted as post-dump")
+	}
+	if !g.abort() {
+		t.Fatal("before post-dump, abort does not stop CRIU")
 	}
 	if err := os.WriteFile(marker, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -58,7 +73,7 @@ func TestInterruptGuardPostDump(t *testing.T) {
 	if !g.postDump() {
 		t.Fatal("a new marker did not count as post-dump")
 	}
-	if err := g.interrupted("c"); err != nil {
-		t.Fatalf("no signal, yet %v", err)
+	if g.abort() {
+		t.Fatal("after post-dump, abort still stops CRIU")
 	}
 }

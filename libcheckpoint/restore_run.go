@@ -71,7 +71,7 @@ func (r *restorer) run(ctx context.Context, criuOpts *libcontainer.CriuOpts, log
 	restore := func() error { return r.container.Restore(process, criuOpts) }
 	stopWatch := func() {}
 	if r.criu != nil {
-		stopWatch = r.criu.watch(ctx, shutdownCriuConn)
+		stopWatch = r.criu.watch(ctx, stopping(stopCriuConn(r.criu.criuPath)))
 	}
 	if config := r.container.Config(); len(config.Hooks) > 0 || r.criu == nil {
 		// libcontainer runs the OCI hooks from the thread that starts

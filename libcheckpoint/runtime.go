@@ -100,7 +100,7 @@ func (s *criuSession) setenv(key, value string) {
 
 // watch bounds the CRIU that start (run, or called directly) makes
 // libcontainer start, by ctx: see watchCriu. abort tells CRIU to stop.
-func (s *criuSession) watch(ctx context.Context, abort func()) (stop func()) {
+func (s *criuSession) watch(ctx context.Context, abort func() bool) (stop func()) {
 	return watchCriu(ctx, s.criuPath, criuKillGrace, abort)
 }
 
@@ -206,7 +206,7 @@ func cachedCriuVersion(ctx context.Context, criuPath string) (int, error) {
 	_, v, err := cachedProbe(criuVersionCache, kdatKey(criuPath), func() (bool, string, error) {
 		ctx, cancel := context.WithTimeout(ctx, criuProbeTimeout)
 		defer cancel()
-		stop := watchCriu(ctx, criuPath, criuKillGrace, shutdownCriuConn)
+		stop := watchCriu(ctx, criuPath, criuKillGrace, stopping(stopCriuConn(criuPath)))
 		v, err := criu.MakeCriu().GetCriuVersion()
 		stop()
 		if ctx.Err() != nil {
