@@ -96,10 +96,6 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 		}
 	}
 
-	// The images hold the container's memory, secrets included: CRIU
-	// creates them with our umask, so keep them private to their owner.
-	defer unix.Umask(unix.Umask(0o077))
-
 	res := &CheckpointResult{ImagePath: criuOpts.ImagesDirectory, LogPath: logPath(criuOpts, "dump.log")}
 	// An "incomplete" manifest first: if runcr is killed during the dump,
 	// it stays and restore refuses the half-written images.
@@ -122,7 +118,9 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 	}
 	frozen.shareWithCriu()
 	stopWatch := session.watch(ctx, guard.abort)
-	err = session.run(func() error { return container.Checkpoint(criuOpts) })
+	// The images hold the container's memory, secrets included: CRIU
+	// creates them with its umask, so keep them private to their owner.
+	err = session.run(func() error { return container.Checkpoint(criuOpts) }, 0o077, true)
 	stopWatch()
 	if err != nil {
 		if !guard.postDump() || !dumpFinished(res.LogPath) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -215,6 +216,28 @@ func (rt *Runtime) RestoreWithHooks(ctx context.Context, id string, opts Restore
 	return r.run(ctx, criuOpts, logPath(criuOpts, "restore.log"))
 }
 
+// errChdir: inDir could not enter the directory.
+var errChdir = errors.New("cannot enter the directory")
+
+// inDir calls fn on an OS thread of its own (unshare CLONE_FS) whose
+// working directory is dir; the thread ends with it.
+func inDir(dir string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread's cwd is its own
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- fmt.Errorf("a working directory of its own for the thread: %w", err)
+			return
+		}
+		if err := unix.Chdir(dir); err != nil {
+			errc <- fmt.Errorf("%w %s: %w", errChdir, dir, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
 // applyManifest reads the manifest of the images, if they have one (runc's
 // have none), refuses a checkpoint that never finished or is only a
 // pre-dump (the manifest comes back with ErrIncompleteCheckpoint, so the
@@ -405,33 +428,30 @@ func loadSpec(bundle string) (*specs.Spec, error) {
 
 // libcontainerConfig converts the spec as runc does. specconv resolves
 // relative paths (rootfs, mount sources) against the working directory,
-// which runc sets to the bundle; do the same for the conversion only.
-func (rt *Runtime) libcontainerConfig(id string, spec *specs.Spec, opts RestoreOptions) (_ *configs.Config, err error) {
+// and records it as the bundle: runc's is the bundle. The conversion runs
+// in the bundle on a thread of its own (inDir); the process's working
+// directory stays as it is.
+func (rt *Runtime) libcontainerConfig(id string, spec *specs.Spec, opts RestoreOptions) (*configs.Config, error) {
 	rootlessCg, err := rt.rootlessCgroups()
 	if err != nil {
 		return nil, err
 	}
-	cwd, err := os.Getwd()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chdir(opts.Bundle); err != nil {
+	var config *configs.Config
+	err = inDir(opts.Bundle, func() (err error) {
+		config, err = specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
+			CgroupName:       id,
+			UseSystemdCgroup: rt.SystemdCgroup,
+			NoPivotRoot:      opts.NoPivot,
+			NoNewKeyring:     opts.NoNewKeyring,
+			Spec:             spec,
+			RootlessEUID:     os.Geteuid() != 0,
+			RootlessCgroups:  rootlessCg,
+		})
+		return err
+	})
+	if errors.Is(err, errChdir) {
 		return nil, invalid("bundle", "%v", err)
 	}
-	defer func() {
-		if cerr := os.Chdir(cwd); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
-		CgroupName:       id,
-		UseSystemdCgroup: rt.SystemdCgroup,
-		NoPivotRoot:      opts.NoPivot,
-		NoNewKeyring:     opts.NoNewKeyring,
-		Spec:             spec,
-		RootlessEUID:     os.Geteuid() != 0,
-		RootlessCgroups:  rootlessCg,
-	})
 	if err != nil {
 		return nil, invalid("bundle", "%s/config.json: %v", opts.Bundle, err)
 	}

@@ -73,12 +73,10 @@ func (r *restorer) run(ctx context.Context, criuOpts *libcontainer.CriuOpts, log
 	if r.criu != nil {
 		stopWatch = r.criu.watch(ctx, stopping(stopCriuConn(r.criu.criuPath)))
 	}
-	if config := r.container.Config(); len(config.Hooks) > 0 || r.criu == nil {
-		// libcontainer runs the OCI hooks from the thread that starts
-		// CRIU; they get the host's mount namespace, as under runc.
+	if r.criu == nil {
 		err = restore()
 	} else {
-		err = r.criu.run(restore)
+		err = r.criu.run(restore, noUmask, len(r.container.Config().Hooks) == 0)
 	}
 	stopWatch()
 	if err != nil && ctx.Err() != nil {

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -77,13 +78,20 @@ type criuSession struct {
 	criuPath string
 	// kdat is set when runcr's kernel feature cache is ready (kdat.go).
 	kdat bool
+	// released ends the thread run started CRIU on.
+	released chan struct{}
+	closed   sync.Once
 }
 
-// close undoes the environment changes, last first.
+// close undoes the environment changes, last first, and ends the thread
+// that started CRIU.
 func (s *criuSession) close() {
-	for i := len(s.undo) - 1; i >= 0; i-- {
-		s.undo[i]()
-	}
+	s.closed.Do(func() {
+		close(s.released)
+		for i := len(s.undo) - 1; i >= 0; i-- {
+			s.undo[i]()
+		}
+	})
 }
 
 func (s *criuSession) setenv(key, value string) {
@@ -104,26 +112,39 @@ func (s *criuSession) watch(ctx context.Context, abort func() bool) (stop func()
 	return watchCriu(ctx, s.criuPath, criuKillGrace, abort)
 }
 
+// noUmask leaves the umask of the thread that starts CRIU as it is.
+const noUmask = -1
+
 // run calls start, which makes libcontainer start CRIU (Checkpoint or
-// Restore), on an OS thread of its own that sees runcr's kernel feature
-// cache at /run/criu.kdat (showKdatCache): CRIU inherits the thread's mount
-// namespace. The thread then stays, parked, until runcr exits: a restored
+// Restore), on an OS thread of its own whose file-system attributes are
+// its own (unshare CLONE_FS), so that what CRIU inherits from it changes
+// nothing for the rest of the process: umask, unless noUmask, and with
+// withKdat the mount namespace in which runcr's kernel feature cache is
+// CRIU's /run/criu.kdat (showKdatCache). Without hooks only: libcontainer
+// runs the OCI hooks from that thread, and they get the host's mount
+// namespace, as under runc. The thread then stays until close: a restored
 // container's init is its child (CRIU restores it as CRIU's sibling), and
 // a parent-death signal the init had set is sent when that thread ends, as
-// it would be when runc ends. Without a cache, or if the namespace can't be
-// set up, start runs as it would anyway and CRIU probes the kernel.
-func (s *criuSession) run(start func() error) error {
-	if !s.kdat {
-		return start()
-	}
+// it would be when runc ends. The thread is never handed back to Go's
+// scheduler: it ends with its goroutine.
+func (s *criuSession) run(start func() error, umask int, withKdat bool) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		if err := showKdatCache(); err != nil {
-			logrus.Debugf("CRIU will probe the kernel: no kernel feature cache for it: %v", err)
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- fmt.Errorf("giving the thread that starts CRIU its own umask: %w", err)
+			return
+		}
+		if umask != noUmask {
+			unix.Umask(umask)
+		}
+		if withKdat && s.kdat {
+			if err := showKdatCache(); err != nil {
+				logrus.Debugf("CRIU will probe the kernel: no kernel feature cache for it: %v", err)
+			}
 		}
 		errc <- start()
-		select {} // keep the thread (see above)
+		<-s.released
 	}()
 	return <-errc
 }
@@ -138,7 +159,7 @@ func (s *criuSession) run(start func() error) error {
 // (c not nil), CRIU is told to lock its network with nftables where that
 // works, and libcontainer is told CRIU's version.
 func (rt *Runtime) prepareCriu(ctx context.Context, c *libcontainer.Container) (*criuSession, error) {
-	s := &criuSession{}
+	s := &criuSession{released: make(chan struct{})}
 	if rt.CriuPath != "" {
 		dir, cleanup, err := criuDir(rt.CriuPath)
 		if err != nil {
