@@ -27,8 +27,9 @@ func checkCommand() *cli.Command {
 				return fmt.Errorf("--format: %q is not 'text' or 'json'", format)
 			}
 			var report *libcheckpoint.HostReport
-			err := withCriuDeadline(c, false, func(ctx context.Context) (err error) {
-				report, err = runtimeFrom(c).CheckHost(ctx)
+			rt := runtimeFrom(c)
+			err := withCriu(c, rt, "", func(ctx context.Context) (err error) {
+				report, err = rt.CheckHost(ctx)
 				return err
 			})
 			if report != nil {

@@ -62,8 +62,9 @@ checkpointed.`,
 				statsOut = c.App.ErrWriter
 			}
 			var res *libcheckpoint.CheckpointResult
-			err = withCriuDeadline(c, true, func(ctx context.Context) (err error) {
-				res, err = runtimeFrom(c).Checkpoint(ctx, id, opts)
+			rt := runtimeFrom(c)
+			err = withCriu(c, rt, id, func(ctx context.Context) (err error) {
+				res, err = rt.Checkpoint(ctx, id, opts)
 				return err
 			})
 			if err != nil {

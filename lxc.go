@@ -266,7 +266,7 @@ func lxcAction(parent, c *cli.Context, stdout, stderr io.Writer) error {
 	}
 	rt := lxcRuntime(parent, inv)
 	if !inv.Restore {
-		return lxcError(withCriuDeadline(parent, true, func(ctx context.Context) error {
+		return lxcError(withCriu(parent, rt, inv.ID, func(ctx context.Context) error {
 			_, err := rt.Checkpoint(ctx, inv.ID, inv.Checkpoint)
 			return err
 		}))
@@ -277,7 +277,7 @@ func lxcAction(parent, c *cli.Context, stdout, stderr io.Writer) error {
 		}
 	}
 	var status int
-	err = withCriuDeadline(parent, false, func(ctx context.Context) (err error) {
+	err = withCriu(parent, rt, "", func(ctx context.Context) (err error) {
 		status, err = rt.Restore(ctx, inv.ID, inv.RestoreOpts, libcheckpoint.Stdio{})
 		return err
 	})

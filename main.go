@@ -264,14 +264,16 @@ func runtimeFrom(c *cli.Context) *libcheckpoint.Runtime {
 // dropped from the argv handed to runc.
 var runcrOnlyFlags = []string{"criu", "criu-timeout"}
 
-// withCriuDeadline runs fn with a context that ends --criu-timeout from
-// now (never, for 0): the library then stops CRIU and leaves the container
-// as it was, its error naming the flag. When interruptible (a checkpoint),
-// SIGINT, SIGTERM and SIGHUP end the context too, rather than killing
-// runcr at any moment: also after CRIU's dump succeeded and before the
-// manifest says complete, when CRIU kills the container and restore would
-// refuse the checkpoint that holds it.
-func withCriuDeadline(c *cli.Context, interruptible bool, fn func(context.Context) error) error {
+// withCriu runs fn, a command that runs CRIU for rt, with the process set
+// up for CRIU (libcheckpoint.SetupProcess: --criu first on PATH, ...) and
+// a context that ends --criu-timeout from now (never, for 0): the library
+// then stops CRIU and leaves the container as it was, its error naming the
+// flag. For a dump (of container dump), SIGINT, SIGTERM and SIGHUP end the
+// context too, rather
+// than killing runcr at any moment: also after CRIU's dump succeeded and
+// before the manifest says complete, when CRIU kills the container and
+// restore would refuse the checkpoint that holds it.
+func withCriu(c *cli.Context, rt *libcheckpoint.Runtime, dump string, fn func(context.Context) error) error {
 	timeout := c.Duration("criu-timeout")
 	if timeout < 0 {
 		return fmt.Errorf("--criu-timeout %v: give a positive duration (such as 30m), or 0 to wait for ever", timeout)
@@ -283,11 +285,20 @@ func withCriuDeadline(c *cli.Context, interruptible bool, fn func(context.Contex
 			fmt.Errorf("--criu-timeout %v passed; if CRIU needs longer, raise it (or RUNCR_CRIU_TIMEOUT)", timeout))
 		defer cancel()
 	}
-	if interruptible {
+	if dump != "" {
 		var stop func()
 		ctx, stop = cancelOnSignals(ctx)
 		defer stop()
 	}
+	o := libcheckpoint.ProcessOptions{CriuPath: rt.CriuPath}
+	if dump != "" {
+		o.LockNetworkWithNftables = rt.LocksNetwork(dump)
+	}
+	undo, err := libcheckpoint.SetupProcess(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer undo()
 	return fn(ctx)
 }
 

@@ -79,8 +79,9 @@ using the runcr (or runc) checkpoint command.`,
 				}
 			}
 			var status int
-			err = withCriuDeadline(c, false, func(ctx context.Context) (err error) {
-				status, err = runtimeFrom(c).RestoreWithHooks(ctx, id, opts, libcheckpoint.Stdio{}, hooks)
+			rt := runtimeFrom(c)
+			err = withCriu(c, rt, "", func(ctx context.Context) (err error) {
+				status, err = rt.RestoreWithHooks(ctx, id, opts, libcheckpoint.Stdio{}, hooks)
 				return err
 			})
 			if err != nil {

@@ -24,10 +24,10 @@ const criuNoBreakpoints = "130"
 // costs a ptraced fork and exec (~25 ms) and can't change until reboot.
 const breakpointsCache = "/run/runcr/hw-breakpoints"
 
-// cachedBreakpointsWork is HardwareBreakpointsWork, remembered per boot.
-func cachedBreakpointsWork() (bool, error) {
+// cachedBreakpointsWork is hardwareBreakpointsWork, remembered per boot.
+func cachedBreakpointsWork(binary string) (bool, error) {
 	works, _, err := cachedProbe(breakpointsCache, bootID(), func() (bool, string, error) {
-		works, err := HardwareBreakpointsWork()
+		works, err := hardwareBreakpointsWork(binary)
 		return works, "", err
 	})
 	return works, err
@@ -36,16 +36,12 @@ func cachedBreakpointsWork() (bool, error) {
 // offsetof(struct user, u_debugreg) on x86_64.
 const userDebugRegOffset = 848
 
-// HardwareBreakpointsWork reports whether an x86 instruction breakpoint
-// set through ptrace fires in a traced child. It execs the running binary
+// hardwareBreakpointsWork reports whether an x86 instruction breakpoint
+// set through ptrace fires in a traced child. It execs binary (criu)
 // with --version under PTRACE_TRACEME, arms DR0 at the child's first
 // instruction and resumes it: a working breakpoint traps at once; a broken
 // one lets the child run to its exit.
-func HardwareBreakpointsWork() (bool, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return false, err
-	}
+func hardwareBreakpointsWork(binary string) (bool, error) {
 	// ptrace requests must come from the thread that is the tracer.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -55,7 +51,7 @@ func HardwareBreakpointsWork() (bool, error) {
 		return false, err
 	}
 	defer devnull.Close()
-	pid, err := syscall.ForkExec(self, []string{self, "--version"}, &syscall.ProcAttr{
+	pid, err := syscall.ForkExec(binary, []string{binary, "--version"}, &syscall.ProcAttr{
 		Files: []uintptr{devnull.Fd(), devnull.Fd(), devnull.Fd()},
 		Sys:   &syscall.SysProcAttr{Ptrace: true, Pdeathsig: syscall.SIGKILL},
 	})

@@ -2,8 +2,6 @@
 
 package libcheckpoint
 
-// HardwareBreakpointsWork is only probed on x86-64, where CRIU's use of
+// Hardware breakpoints are only probed on x86-64, where CRIU's use of
 // debug registers is known to break under some hypervisors.
-func HardwareBreakpointsWork() (bool, error) { return true, nil }
-
-func cachedBreakpointsWork() (bool, error) { return true, nil }
+func cachedBreakpointsWork(string) (bool, error) { return true, nil }

@@ -118,9 +118,6 @@ var checkedFeatures = []string{"mem_dirty_track", "uffd", "uffd-noncoop", "secco
 
 // CheckHost probes CRIU and the kernel.
 func (rt *Runtime) CheckHost(ctx context.Context) (*HostReport, error) {
-	if err := rt.checkCriu(ctx); err != nil {
-		return nil, err
-	}
 	session, err := rt.prepareCriu(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -148,7 +145,9 @@ func (rt *Runtime) CheckHost(ctx context.Context) (*HostReport, error) {
 		}
 	}
 	// prepareCriu above has just probed (or read the cached answer).
-	r.HardwareBreakpoints, _ = cachedBreakpointsWork()
+	if r.CriuPath != "" {
+		r.HardwareBreakpoints, _ = cachedBreakpointsWork(r.CriuPath)
+	}
 	r.Cgroup = cgroupReport()
 	r.NetworkLock = networkLockReport(ctx, r.CriuPath, r.CriuError == "")
 	r.Seccomp = seccompReport(r.Features)

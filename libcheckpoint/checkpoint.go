@@ -43,7 +43,7 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 	if err != nil {
 		return nil, err
 	}
-	if err := rt.checkCriu(ctx); err != nil {
+	if err := rt.checkCriuOnPath(); err != nil {
 		return nil, err
 	}
 	container, err := rt.load(id)

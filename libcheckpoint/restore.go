@@ -86,7 +86,7 @@ func (rt *Runtime) RestoreWithHooks(ctx context.Context, id string, opts Restore
 	if err := validateID(id); err != nil {
 		return -1, err
 	}
-	if err := rt.checkCriu(ctx); err != nil {
+	if err := rt.checkCriuOnPath(); err != nil {
 		return -1, err
 	}
 	var imported *importedImages

@@ -69,12 +69,11 @@ func (rt *Runtime) rootlessCgroups() (bool, error) {
 }
 
 // criuSession is what prepareCriu readied for the CRIU that libcontainer
-// is about to start: changes to the process environment, undone by close,
-// and the kernel feature cache that run shows it.
+// is about to start: the binary, the kernel feature cache that run shows
+// it, and the thread run starts it from.
 type criuSession struct {
-	undo []func()
-	// criuPath is the criu binary libcontainer will run, found on PATH
-	// once --criu's directory is first there; empty when there is none.
+	// criuPath is the criu binary libcontainer will run, the first on
+	// PATH; empty when there is none.
 	criuPath string
 	// kdat is set when runcr's kernel feature cache is ready (kdat.go).
 	kdat bool
@@ -83,27 +82,9 @@ type criuSession struct {
 	closed   sync.Once
 }
 
-// close undoes the environment changes, last first, and ends the thread
-// that started CRIU.
+// close ends the thread that started CRIU.
 func (s *criuSession) close() {
-	s.closed.Do(func() {
-		close(s.released)
-		for i := len(s.undo) - 1; i >= 0; i-- {
-			s.undo[i]()
-		}
-	})
-}
-
-func (s *criuSession) setenv(key, value string) {
-	old, had := os.LookupEnv(key)
-	os.Setenv(key, value)
-	s.undo = append(s.undo, func() {
-		if had {
-			os.Setenv(key, old)
-		} else {
-			os.Unsetenv(key)
-		}
-	})
+	s.closed.Do(func() { close(s.released) })
 }
 
 // watch bounds the CRIU that start (run, or called directly) makes
@@ -149,34 +130,17 @@ func (s *criuSession) run(start func() error, umask int, withKdat bool) error {
 	return <-errc
 }
 
-// prepareCriu readies the process environment that libcontainer hands to
-// every CRIU it starts, and CRIU's start-up: it always runs "criu" from
-// PATH, so a --criu binary is put first on PATH; where this host's hardware
-// breakpoints don't fire, CRIU is told not to use them (see
-// breakpoints_amd64.go) unless the caller already chose with CRIU_FAULT;
-// where /run is not a tmpfs, CRIU's kernel feature cache is readied for
-// criuSession.run (see kdat.go). For a container about to be checkpointed
-// (c not nil), CRIU is told to lock its network with nftables where that
-// works, and libcontainer is told CRIU's version.
+// prepareCriu readies CRIU's start-up for one checkpoint, restore or
+// check, within ctx: where /run is not a tmpfs, CRIU's kernel feature
+// cache is readied for criuSession.run (see kdat.go); for a container
+// about to be checkpointed (c not nil), libcontainer is told CRIU's
+// version. It runs the criu first on PATH, as libcontainer does (see
+// SetupProcess).
 func (rt *Runtime) prepareCriu(ctx context.Context, c *libcontainer.Container) (*criuSession, error) {
+	if err := rt.checkCriuOnPath(); err != nil {
+		return nil, err
+	}
 	s := &criuSession{released: make(chan struct{})}
-	if rt.CriuPath != "" {
-		dir, cleanup, err := criuDir(rt.CriuPath)
-		if err != nil {
-			return nil, err
-		}
-		s.undo = append(s.undo, cleanup)
-		s.setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	}
-	if _, set := os.LookupEnv("CRIU_FAULT"); !set {
-		works, err := cachedBreakpointsWork()
-		if err != nil {
-			logrus.Debugf("hardware breakpoint probe failed, assuming they work: %v", err)
-		} else if !works {
-			logrus.Debug("hardware breakpoints don't fire on this host; CRIU will stop tasks by syscall tracing")
-			s.setenv("CRIU_FAULT", criuNoBreakpoints)
-		}
-	}
 	criuPath, err := exec.LookPath("criu")
 	if err != nil {
 		// libcontainer reports the missing criu in its own words.
@@ -198,16 +162,6 @@ func (rt *Runtime) prepareCriu(ctx context.Context, c *libcontainer.Container) (
 			return nil, criuTimeoutError(context.Cause(ctx), "CRIU's start-up probes, before anything was changed")
 		}
 		return s, nil
-	}
-	config := c.Config()
-	if needsNetworkLock(&config) && !networkLockConfigured() {
-		if works, why := nftablesLockWorks(ctx, criuPath); !works {
-			logrus.Debugf("CRIU will lock the network with iptables: nftables doesn't work here (%s)", why)
-		} else if conf, err := nftablesConfig(); err != nil {
-			logrus.Debugf("CRIU will lock the network with iptables: %v", err)
-		} else {
-			s.setenv("CRIU_CONFIG_FILE", conf)
-		}
 	}
 	tellCriuVersion(ctx, c)
 	if ctx.Err() != nil {
@@ -368,18 +322,6 @@ func (rt *Runtime) isBusy(id string) bool {
 	}
 	unlock()
 	return false
-}
-
-// checkCriu checks --criu before anything is made or frozen.
-func (rt *Runtime) checkCriu(ctx context.Context) error {
-	if rt.CriuPath == "" {
-		return nil
-	}
-	path, err := filepath.Abs(rt.CriuPath)
-	if err != nil {
-		return invalid("criu", "%v", err)
-	}
-	return checkCriuBinary(ctx, path)
 }
 
 // criuAnswerTimeout bounds `criu --version` when checking --criu: a binary
