@@ -27,9 +27,12 @@ deps:
 rootfs: deps
 	bash tests/setup/make-rootfs.sh $(ROOTFS)
 
-unit:
+# As root with CRIU, TestLibraryLeavesHostAlone checkpoints and restores a
+# container of the busybox rootfs through the library.
+unit: rootfs
 	@mkdir -p $(BUILD_DIR)
-	$(GO) test -v ./... 2>&1 | tee $(BUILD_DIR)/unit.log | grep -E '^(--- FAIL|FAIL|ok|PASS)|panic' || true
+	$(GO) build ./examples/...
+	RUNCR_TEST_ROOTFS=$(CURDIR)/$(ROOTFS) $(GO) test -v ./... 2>&1 | tee $(BUILD_DIR)/unit.log | grep -E '^(--- FAIL|FAIL|ok|PASS)|panic' || true
 	@! grep -qE '^(--- FAIL|FAIL)' $(BUILD_DIR)/unit.log
 
 integration: runcr rootfs
