@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +70,34 @@ func TestCommandLineIsShort(t *testing.T) {
 	long := libcheckpoint.InspectedProcess{Args: []string{"x", strings.Repeat("y", 300)}}
 	if got := commandLine(long); len(got) != 100 || !strings.HasSuffix(got, "...") {
 		t.Errorf("%d bytes: %q", len(got), got)
+	}
+}
+
+// Every recorded option shows in inspect's command line (ImagePath is
+// where the images are, shown apart): a field added to ManifestOptions
+// can't go unshown.
+func TestManifestFlagsShowEveryOption(t *testing.T) {
+	var o libcheckpoint.ManifestOptions
+	v := reflect.ValueOf(&o).Elem()
+	want := 0
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if v.Type().Field(i).Name == "ImagePath" {
+			continue
+		}
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("x")
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]string{"x"}))
+		default:
+			t.Fatalf("%s: no test value for kind %v", v.Type().Field(i).Name, f.Kind())
+		}
+		want++
+	}
+	if got := manifestFlags(o); len(got) != want {
+		t.Errorf("manifestFlags shows %d options, ManifestOptions has %d: %q", len(got), want, got)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -333,22 +334,38 @@ func lxcLogging(parent *cli.Context, inv lxcInvocation) error {
 
 // lxcError names lxc's options in the library's errors where they say
 // which runcr option was wrong: -D is --image-path, --rcfile is --bundle,
-// -P is --root.
+// -P is --root. A refused option (libcheckpoint.OptionError) is renamed
+// by its name; the few other messages that mention an option (a
+// checkpoint that never finished, a missing container) by their text.
 func lxcError(err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := lxcOptionNames.Replace(err.Error())
+	msg := err.Error()
+	var oe *libcheckpoint.OptionError
+	if errors.As(err, &oe) {
+		if name, ok := lxcOptionName[oe.Option]; ok {
+			renamed := *oe
+			renamed.Option = name
+			msg = strings.Replace(msg, oe.Error(), renamed.Error(), 1)
+		}
+	}
+	msg = lxcOptionMentions.Replace(msg)
 	if msg == err.Error() {
 		return err
 	}
 	return &renamedError{msg: msg, err: err}
 }
 
-var lxcOptionNames = strings.NewReplacer(
+// lxcOptionName is lxc-checkpoint's spelling of a runcr option.
+var lxcOptionName = map[string]string{
+	"--image-path": "-D",
+	"--bundle":     "--rcfile",
+}
+
+var lxcOptionMentions = strings.NewReplacer(
 	": --image-path:", ": -D:",
 	": --image-path ", ": -D ",
-	": --bundle:", ": --rcfile:",
 	" under --root ", " under -P ",
 )
 

@@ -245,15 +245,15 @@ func TestLxcBundleFromManifest(t *testing.T) {
 }
 
 func TestLxcErrorNamesLxcOptions(t *testing.T) {
-	base := fmt.Errorf("%w: --image-path: /x holds no checkpoint; give the directory `runcr checkpoint --image-path` wrote", libcheckpoint.ErrInvalidOption)
+	base := fmt.Errorf("restore: %w", &libcheckpoint.OptionError{Option: "--image-path", Msg: "/x holds no checkpoint; give the directory `runcr checkpoint --image-path` wrote"})
 	err := lxcError(base)
-	if want := "invalid option: -D: /x holds no checkpoint; give the directory `runcr checkpoint --image-path` wrote"; err.Error() != want {
+	if want := "restore: invalid option: -D: /x holds no checkpoint; give the directory `runcr checkpoint --image-path` wrote"; err.Error() != want {
 		t.Errorf("got %q\nwant %q", err, want)
 	}
 	if !errors.Is(err, libcheckpoint.ErrInvalidOption) {
 		t.Error("the reworded error lost its sentinel")
 	}
-	err = lxcError(fmt.Errorf("%w: --bundle: /b/config.json: no such file", libcheckpoint.ErrInvalidOption))
+	err = lxcError(&libcheckpoint.OptionError{Option: "--bundle", Msg: "/b/config.json: no such file"})
 	if !strings.Contains(err.Error(), ": --rcfile: /b/config.json") {
 		t.Errorf("got %q", err)
 	}

@@ -197,8 +197,23 @@ type RestoreOptions struct {
 }
 
 func invalid(flag, format string, args ...any) error {
-	return fmt.Errorf("%w: --%s: %s", ErrInvalidOption, flag, fmt.Sprintf(format, args...))
+	return &OptionError{Option: "--" + flag, Msg: fmt.Sprintf(format, args...)}
 }
+
+// OptionError is an option refused for what it says: Option is the
+// option as runc spells it (--image-path), Msg why and what to do.
+// It is an ErrInvalidOption. A caller with its own names for the options
+// (runcr's lxc-checkpoint dialect) renames Option and keeps Msg.
+type OptionError struct {
+	Option string
+	Msg    string
+}
+
+func (e *OptionError) Error() string {
+	return ErrInvalidOption.Error() + ": " + e.Option + ": " + e.Msg
+}
+
+func (e *OptionError) Unwrap() error { return ErrInvalidOption }
 
 // Validate checks the options that both commands share.
 func (o *CommonOptions) Validate() error {
