@@ -279,7 +279,7 @@ func lxcAction(parent, c *cli.Context, stdout, stderr io.Writer) error {
 	}
 	var status int
 	err = withCriu(parent, rt, "", func(ctx context.Context) (err error) {
-		status, err = rt.Restore(ctx, inv.ID, inv.RestoreOpts, libcheckpoint.Stdio{})
+		status, err = rt.Restore(ctx, inv.ID, inv.RestoreOpts)
 		return err
 	})
 	if err != nil {

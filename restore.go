@@ -59,13 +59,12 @@ using the runcr (or runc) checkpoint command.`,
 			if opts.Import == "-" {
 				opts.Import, opts.ImportFrom = "standard input", c.App.Reader
 			}
-			var hooks libcheckpoint.RestoreHooks
 			var restored *libcheckpoint.Restored
 			var workPath string
 			held := holdLog(c)
 			defer func() { held.release(err, workPath) }()
 			if stats.print || held != nil {
-				hooks.Restored = func(r libcheckpoint.Restored) {
+				opts.OnRestored = func(r libcheckpoint.Restored) {
 					workPath = r.WorkPath
 					if !stats.print {
 						return
@@ -81,7 +80,7 @@ using the runcr (or runc) checkpoint command.`,
 			var status int
 			rt := runtimeFrom(c)
 			err = withCriu(c, rt, "", func(ctx context.Context) (err error) {
-				status, err = rt.RestoreWithHooks(ctx, id, opts, libcheckpoint.Stdio{}, hooks)
+				status, err = rt.Restore(ctx, id, opts)
 				return err
 			})
 			if err != nil {

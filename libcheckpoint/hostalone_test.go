@@ -162,7 +162,8 @@ func TestLibraryLeavesHostAlone(t *testing.T) {
 		}
 		var ropts RestoreOptions
 		ropts.ImagePath, ropts.Bundle, ropts.Detach = images, bundle, true
-		if _, err := rt.Restore(ctx, id, ropts, Stdio{In: stdinR, Out: outW, Err: outW}); err != nil {
+		ropts.Stdio = Stdio{In: stdinR, Out: outW, Err: outW}
+		if _, err := rt.Restore(ctx, id, ropts); err != nil {
 			t.Fatalf("round %d: restore: %v", n, err)
 		}
 		waitCount(t, count, last)

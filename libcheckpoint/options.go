@@ -194,6 +194,17 @@ type RestoreOptions struct {
 	// Progress, if set, receives a progress line (rewritten in place with
 	// carriage returns) while a long import runs.
 	Progress io.Writer
+	// Stdio are the restored container's standard input, output and
+	// error (in the foreground without a terminal, where its output is
+	// copied to); nil ones are this process's.
+	Stdio Stdio
+	// OnRestored, when set, is called once CRIU has restored the
+	// container and the pid file is written: before Restore returns when
+	// detached, before it starts waiting for the container in the
+	// foreground (so a caller can report on the restore while the
+	// container runs). It runs on Restore's goroutine and should not
+	// block.
+	OnRestored func(Restored)
 }
 
 func invalid(flag, format string, args ...any) error {

@@ -40,28 +40,6 @@ func (s Stdio) orDefault() Stdio {
 	return s
 }
 
-// Restore creates container id from the bundle and restores its processes
-// from opts.ImagePath. Detached, it returns 0 once the container runs;
-// otherwise it waits, forwarding signals, and returns the container's exit
-// status. On failure nothing is left under the root: the half-made
-// container is destroyed and the images are untouched. ctx bounds the
-// waits on CRIU: when it ends first, CRIU is stopped and the restore fails
-// (an error wrapping ErrCriuTimeout); the foreground wait for the
-// container is not bounded by it.
-func (rt *Runtime) Restore(ctx context.Context, id string, opts RestoreOptions, stdio Stdio) (int, error) {
-	return rt.RestoreWithHooks(ctx, id, opts, stdio, RestoreHooks{})
-}
-
-// RestoreHooks are optional callbacks into a restore.
-type RestoreHooks struct {
-	// Restored, when set, is called once CRIU has restored the container
-	// and the pid file is written: before Restore returns when detached,
-	// before it starts waiting for the container in the foreground (so a
-	// caller can report on the restore while the container runs). It
-	// runs on Restore's goroutine and should not block.
-	Restored func(Restored)
-}
-
 // Restored describes a container CRIU has just restored.
 type Restored struct {
 	// ID is the container's id.
@@ -78,8 +56,17 @@ type Restored struct {
 	StatsErr error
 }
 
-// RestoreWithHooks is Restore with callbacks.
-func (rt *Runtime) RestoreWithHooks(ctx context.Context, id string, opts RestoreOptions, stdio Stdio, hooks RestoreHooks) (_ int, err error) {
+// Restore creates container id from the bundle and restores its processes
+// from opts.ImagePath. Detached, it returns 0 once the container runs;
+// otherwise it waits, forwarding signals, and returns the container's exit
+// status. On failure nothing is left under the root: the half-made
+// container is destroyed and the images are untouched. ctx bounds the
+// waits on CRIU: when it ends first, CRIU is stopped and the restore fails
+// (an error wrapping ErrCriuTimeout); the foreground wait for the
+// container is not bounded by it. opts.Stdio are the container's stdio
+// and opts.OnRestored is told of the restore once it is done.
+func (rt *Runtime) Restore(ctx context.Context, id string, opts RestoreOptions) (_ int, err error) {
+
 	if err := opts.Validate(); err != nil {
 		return -1, err
 	}
@@ -115,7 +102,7 @@ func (rt *Runtime) RestoreWithHooks(ctx context.Context, id string, opts Restore
 	if err != nil {
 		return -1, err
 	}
-	stdio = stdio.orDefault()
+	stdio := opts.Stdio.orDefault()
 	if err := prepareRestorePaths(&opts, criuOpts); err != nil {
 		return -1, err
 	}
@@ -141,10 +128,10 @@ func (rt *Runtime) RestoreWithHooks(ctx context.Context, id string, opts Restore
 		}
 	}
 	r := &restorer{
-		opts:     opts,
-		stdio:    stdio,
-		terminal: spec.Process.Terminal,
-		hooks:    hooks,
+		opts:       opts,
+		stdio:      stdio,
+		terminal:   spec.Process.Terminal,
+		onRestored: opts.OnRestored,
 	}
 	if err := r.checkTerminal(); err != nil {
 		return -1, err

@@ -30,7 +30,7 @@ type restorer struct {
 	criu *criuSession
 	// afterRestore runs once CRIU is done, whether it succeeded or not.
 	afterRestore []func()
-	hooks        RestoreHooks
+	onRestored   func(Restored)
 
 	postStart []io.Closer // our copies of what the container got; closed once it runs
 	closers   []io.Closer // our ends of its stdio; closed when it exits
@@ -85,7 +85,7 @@ func (r *restorer) run(ctx context.Context, criuOpts *libcontainer.CriuOpts, log
 	}
 	var stats *RestoreStats
 	var statsErr error
-	if err == nil && r.hooks.Restored != nil {
+	if err == nil && r.onRestored != nil {
 		// Read now: afterRestore may remove the images (restore --import).
 		stats, statsErr = ReadRestoreStats(restoreWorkDir(criuOpts))
 	}
@@ -113,9 +113,9 @@ func (r *restorer) run(ctx context.Context, criuOpts *libcontainer.CriuOpts, log
 			return -1, err
 		}
 	}
-	if r.hooks.Restored != nil {
+	if r.onRestored != nil {
 		pid, _ := process.Pid()
-		r.hooks.Restored(Restored{ID: r.container.ID(), Pid: pid, WorkPath: restoreWorkDir(criuOpts), Stats: stats, StatsErr: statsErr})
+		r.onRestored(Restored{ID: r.container.ID(), Pid: pid, WorkPath: restoreWorkDir(criuOpts), Stats: stats, StatsErr: statsErr})
 	}
 	if r.opts.Detach {
 		return 0, nil

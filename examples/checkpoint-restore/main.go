@@ -63,12 +63,12 @@ func run(root, bundle, images, criu string, timeout time.Duration, id string) er
 	}
 	fmt.Printf("checkpointed %s into %s (CRIU %s)\n", id, res.ImagePath, res.Manifest.Versions.CRIU)
 
-	// The restored container's stdio are this program's.
+	// The restored container's stdio are this program's (Stdio unset).
 	_, err = rt.Restore(ctx, id, libcheckpoint.RestoreOptions{
 		CommonOptions: libcheckpoint.CommonOptions{ImagePath: images},
 		Bundle:        bundle,
 		Detach:        true,
-	}, libcheckpoint.Stdio{})
+	})
 	if err != nil {
 		return err
 	}
