@@ -277,6 +277,9 @@ func lxcAction(parent, c *cli.Context, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if !inv.RestoreOpts.Detach {
+		defer foreground(&inv.RestoreOpts)()
+	}
 	var status int
 	err = withCriu(parent, rt, "", func(ctx context.Context) (err error) {
 		status, err = rt.Restore(ctx, inv.ID, inv.RestoreOpts)

@@ -2,7 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"os"
+	"os/signal"
+
+	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/runcr/runcr/libcheckpoint"
 )
@@ -77,6 +83,9 @@ using the runcr (or runc) checkpoint command.`,
 					_ = stats.restore(c.App.ErrWriter, r)
 				}
 			}
+			if !opts.Detach {
+				defer foreground(&opts)()
+			}
 			var status int
 			rt := runtimeFrom(c)
 			err = withCriu(c, rt, "", func(ctx context.Context) (err error) {
@@ -119,5 +128,68 @@ func restoreOptions(c *cli.Context) libcheckpoint.RestoreOptions {
 		PreserveFDs:     c.Int("preserve-fds"),
 		Import:          c.String("import"),
 		ImportLimit:     c.String("import-limit"),
+	}
+}
+
+// foreground readies runcr to wait for a container restored in the
+// foreground, as runc does: unless --no-subreaper it becomes a child
+// subreaper (so that it reaps the container's orphans too), and from
+// before CRIU runs it catches every signal, to forward it to the
+// container once restored (opts.Wait). It returns the function that stops
+// catching them.
+func foreground(opts *libcheckpoint.RestoreOptions) (stop func()) {
+	if !opts.NoSubreaper {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			logrus.Warnf("becoming a subreaper: %v", err)
+		}
+	}
+	signals := make(chan os.Signal, 2048)
+	signal.Notify(signals)
+	opts.Wait = func(c *libcheckpoint.RestoredContainer) (int, error) {
+		return forwardSignals(c, signals)
+	}
+	return func() { signal.Stop(signals) }
+}
+
+// forwardSignals relays signals to the container's init until it exits
+// and returns its exit status (128+signal when killed).
+func forwardSignals(c *libcheckpoint.RestoredContainer, signals chan os.Signal) (int, error) {
+	// An exit may have happened before we listened: reap once up front.
+	if status, done := reap(c.Pid); done {
+		return status, nil
+	}
+	for s := range signals {
+		switch s {
+		case unix.SIGWINCH:
+			c.ResizeTerminal()
+		case unix.SIGCHLD:
+			if status, done := reap(c.Pid); done {
+				return status, nil
+			}
+		case unix.SIGURG:
+			// The Go runtime's preemption signal, not meant for the container.
+		default:
+			if err := c.Signal(s); err != nil && !errors.Is(err, os.ErrProcessDone) {
+				logrus.Warnf("forwarding %v to the container: %v", s, err)
+			}
+		}
+	}
+	return -1, errors.New("signal channel closed")
+}
+
+// reap collects every exited child and reports init's exit status.
+func reap(pid1 int) (int, bool) {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err != nil || pid <= 0 {
+			return 0, false
+		}
+		if pid == pid1 {
+			if ws.Signaled() {
+				return 128 + int(ws.Signal()), true
+			}
+			return ws.ExitStatus(), true
+		}
 	}
 }

@@ -149,7 +149,7 @@ type RestoreOptions struct {
 	// terminal container (--console-socket).
 	ConsoleSocket string
 	// NoSubreaper keeps runcr from becoming a child subreaper while it waits
-	// (--no-subreaper).
+	// (--no-subreaper): for the caller that waits (see Wait).
 	NoSubreaper bool
 	// NoPivot restores without pivot_root, for a rootfs on a ramdisk
 	// (--no-pivot).
@@ -205,6 +205,13 @@ type RestoreOptions struct {
 	// container runs). It runs on Restore's goroutine and should not
 	// block.
 	OnRestored func(Restored)
+	// Wait, when set, waits for a container restored in the foreground
+	// (not Detach) and returns its init's exit status (128+signal when
+	// killed). Forwarding signals, subreaping and reaping act on the
+	// whole process, so they are the caller's: runcr's command line
+	// forwards every signal and reaps, as runc does. Without it, Restore
+	// just waits for the init, forwarding nothing.
+	Wait func(*RestoredContainer) (int, error)
 }
 
 func invalid(flag, format string, args ...any) error {

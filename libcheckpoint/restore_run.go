@@ -2,19 +2,15 @@ package libcheckpoint
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"sync"
 
 	"github.com/containerd/console"
 	"github.com/opencontainers/runc/libcontainer"
-	"github.com/opencontainers/runc/libcontainer/system"
 	"github.com/opencontainers/runc/libcontainer/utils"
-	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,11 +59,6 @@ func (r *restorer) run(ctx context.Context, criuOpts *libcontainer.CriuOpts, log
 	}
 	defer r.close()
 
-	var signals chan os.Signal
-	if !r.opts.Detach {
-		signals = r.catchSignals()
-		defer signal.Stop(signals)
-	}
 	restore := func() error { return r.container.Restore(process, criuOpts) }
 	stopWatch := func() {}
 	if r.criu != nil {
@@ -120,7 +111,7 @@ func (r *restorer) run(ctx context.Context, criuOpts *libcontainer.CriuOpts, log
 	if r.opts.Detach {
 		return 0, nil
 	}
-	status, err = r.forward(process, signals)
+	status, err = r.wait(process)
 	if err != nil {
 		terminate(process)
 		return -1, err
@@ -268,62 +259,48 @@ func terminate(p *libcontainer.Process) {
 	_, _ = p.Wait()
 }
 
-// catchSignals makes us the subreaper (unless --no-subreaper), so that the
-// restored init, which CRIU makes our child, is reaped by us, and starts
-// catching every signal to forward it.
-func (r *restorer) catchSignals() chan os.Signal {
-	if !r.opts.NoSubreaper {
-		warnIf(system.SetSubreaper(1), "becoming a subreaper")
-	}
-	s := make(chan os.Signal, 2048)
-	signal.Notify(s)
-	return s
-}
-
-// forward relays signals to the container's init until it exits and
-// returns its exit status (128+signal when killed), as runc does.
-func (r *restorer) forward(p *libcontainer.Process, signals chan os.Signal) (int, error) {
-	pid1, err := p.Pid()
+// wait waits for the container's init to exit and returns its exit
+// status (128+signal when killed), through RestoreOptions.Wait when set.
+func (r *restorer) wait(p *libcontainer.Process) (int, error) {
+	pid, err := p.Pid()
 	if err != nil {
 		return -1, err
 	}
-	// An exit may have happened before we listened: reap once up front.
-	if status, done := r.reap(p, pid1); done {
-		return status, nil
+	if r.opts.Wait != nil {
+		status, err := r.opts.Wait(&RestoredContainer{Pid: pid, process: p, r: r})
+		_, _ = p.Wait() // releases the handle; the waiter reaped the process
+		return status, err
 	}
-	for s := range signals {
-		switch s {
-		case unix.SIGWINCH:
-			if r.console != nil && r.host != nil {
-				_ = r.console.ResizeFrom(r.host)
-			}
-		case unix.SIGCHLD:
-			if status, done := r.reap(p, pid1); done {
-				return status, nil
-			}
-		case unix.SIGURG:
-			// The Go runtime's preemption signal, not meant for the container.
-		default:
-			if err := p.Signal(s); err != nil && !errors.Is(err, os.ErrProcessDone) {
-				logrus.Warnf("forwarding %v to the container: %v", s, err)
-			}
-		}
+	ps, err := p.Wait()
+	if ps == nil {
+		return -1, err
 	}
-	return -1, errors.New("signal channel closed")
+	ws, ok := ps.Sys().(unix.WaitStatus)
+	if !ok {
+		return -1, fmt.Errorf("waiting for the container's init: %v", ps)
+	}
+	return utils.ExitStatus(ws), nil
 }
 
-// reap collects every exited child and reports init's exit status.
-func (r *restorer) reap(p *libcontainer.Process, pid1 int) (int, bool) {
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if err != nil || pid <= 0 {
-			return 0, false
-		}
-		if pid == pid1 {
-			_, _ = p.Wait()
-			return utils.ExitStatus(ws), true
-		}
+// RestoredContainer is a container restored in the foreground, handed
+// to RestoreOptions.Wait.
+type RestoredContainer struct {
+	// Pid is the host pid of its init, a child of this process.
+	Pid     int
+	process *libcontainer.Process
+	r       *restorer
+}
+
+// Signal sends s to the container's init.
+func (c *RestoredContainer) Signal(s os.Signal) error {
+	return c.process.Signal(s)
+}
+
+// ResizeTerminal gives the container's terminal, if it has one copied to
+// this process's, the size of this process's (on SIGWINCH).
+func (c *RestoredContainer) ResizeTerminal() {
+	if c.r.console != nil && c.r.host != nil {
+		_ = c.r.console.ResizeFrom(c.r.host)
 	}
 }
 
