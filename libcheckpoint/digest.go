@@ -24,9 +24,11 @@ import (
 
 // Image digests. A complete manifest written since runcr records every
 // image file's size and digest (Manifest.Images), computed once CRIU is
-// done and the container runs again or is gone, so the frozen time does
-// not grow. restore, restore --import and inspect --verify check them
-// before CRIU reads a byte, and refuse a damaged image naming the file.
+// done and the container runs again or is gone; when the checkpoint
+// ends the container, the memory images are hashed as CRIU writes them
+// (digest_tail.go). restore, restore --import and inspect --verify check
+// them before CRIU reads a byte, and refuse a damaged image naming the
+// file.
 // The digest is not cryptographic: it finds damage (a flipped page, a
 // truncated or swapped file), not a forger, who could rewrite the
 // manifest as well. Images without a manifest (runc's) or with one older
@@ -99,6 +101,17 @@ func unhashed(name string) bool {
 // as a checkpoint records them in its manifest (Manifest.Images), with
 // the digest by chunks.
 func DigestImages(dir string) (map[string]ImageFile, error) {
+	return digestImages(dir, nil)
+}
+
+// digestImages is DigestImages, with the first chunks of some files
+// hashed already (imageTail); it closes pre's files.
+func digestImages(dir string, pre map[string]tailedSums) (map[string]ImageFile, error) {
+	defer func() {
+		for _, p := range pre {
+			p.f.Close()
+		}
+	}()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -110,7 +123,7 @@ func DigestImages(dir string) (map[string]ImageFile, error) {
 		}
 	}
 	out := make(map[string]ImageFile, len(names))
-	err = hashFiles(dir, names, nil, func(name string, f ImageFile, err error) error {
+	err = hashFiles(dir, names, nil, pre, func(name string, f ImageFile, err error) error {
 		if err != nil {
 			return err
 		}
@@ -206,8 +219,10 @@ func hashWorkers() int { return max(1, min(4, runtime.GOMAXPROCS(0))) }
 // kept it from being hashed, which names the file; done's first error
 // stops the hashing and is returned. With want, a file whose size is not want's is not hashed
 // (done gets its size and no digest), and a file want records only an
-// xxh64 digest of is hashed so.
-func hashFiles(dir string, names []string, want map[string]ImageFile, done func(name string, f ImageFile, err error) error) error {
+// xxh64 digest of is hashed so. With pre, the first chunks of a file
+// whose digests it holds (of the same inode, as long) are not hashed
+// again.
+func hashFiles(dir string, names []string, want map[string]ImageFile, pre map[string]tailedSums, done func(name string, f ImageFile, err error) error) error {
 	workers := min(hashWorkers(), max(1, len(names)))
 	jobs := make(chan hashJob, workers)
 	// At most workers+2 files are open (and mapped) at once.
@@ -299,14 +314,29 @@ func hashFiles(dir string, names []string, want map[string]ImageFile, done func(
 		}
 		n := int((hf.size + digestChunk - 1) / digestChunk)
 		hf.sums = make([]uint64, n)
-		hf.left.Store(int32(n))
-		for i := range n {
+		k := hf.hashedBefore(pre[name])
+		if k == n {
+			finish(hf)
+			continue
+		}
+		hf.left.Store(int32(n - k))
+		for i := k; i < n; i++ {
 			jobs <- hashJob{hf, i}
 		}
 	}
 	close(jobs)
 	wg.Wait()
 	return first
+}
+
+// hashedBefore takes the digests of hf's first chunks from p, if p is of
+// hf's file and covers only whole chunks of it, and tells how many.
+func (hf *hashedFile) hashedBefore(p tailedSums) int {
+	st, err := statOf(hf.f)
+	if len(p.sums) == 0 || err != nil || st.Dev != p.dev || st.Ino != p.ino || int64(len(p.sums))*digestChunk > hf.size {
+		return 0
+	}
+	return copy(hf.sums, p.sums)
 }
 
 // openHashed opens dir/name to be hashed, and maps it when it is big and
@@ -470,7 +500,7 @@ func VerifyImages(dir string, m *Manifest) error {
 			return fmt.Errorf("%w: %s is not among the images the manifest lists; restore from an intact copy of the checkpoint", ErrDamagedImage, filepath.Join(dir, e.Name()))
 		}
 	}
-	return hashFiles(dir, names, m.Images, func(name string, got ImageFile, err error) error {
+	return hashFiles(dir, names, m.Images, nil, func(name string, got ImageFile, err error) error {
 		return compareDigest(filepath.Join(dir, name), m.Images[name], got, err, "; restore from an intact copy of the checkpoint")
 	})
 }
@@ -533,7 +563,7 @@ func checkDigests(dir string, m *Manifest, got map[string]ImageFile) error {
 	if len(legacy) == 0 {
 		return nil
 	}
-	return hashFiles(dir, legacy, m.Images, func(name string, g ImageFile, err error) error {
+	return hashFiles(dir, legacy, m.Images, nil, func(name string, g ImageFile, err error) error {
 		return compareDigest(filepath.Join(dir, name), m.Images[name], g, err, "")
 	})
 }

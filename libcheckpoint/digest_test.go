@@ -630,7 +630,7 @@ func TestDigestBoundedMemory(t *testing.T) {
 	}
 	// A sparse file, read through the buffer.
 	f, _ := os.Create(filepath.Join(dir, "pages-2.img"))
-	f.Truncate(256 << 20)
+	f.Truncate(32 << 20)
 	f.Close()
 	var m Manifest
 	var err error
