@@ -333,7 +333,7 @@ func hashFiles(dir string, names []string, want map[string]ImageFile, pre map[st
 // hf's file and covers only whole chunks of it, and tells how many.
 func (hf *hashedFile) hashedBefore(p tailedSums) int {
 	st, err := statOf(hf.f)
-	if len(p.sums) == 0 || err != nil || st.Dev != p.dev || st.Ino != p.ino || int64(len(p.sums))*digestChunk > hf.size {
+	if len(p.sums) == 0 || err != nil || uint64(st.Dev) != p.dev || uint64(st.Ino) != p.ino || int64(len(p.sums))*digestChunk > hf.size {
 		return 0
 	}
 	return copy(hf.sums, p.sums)

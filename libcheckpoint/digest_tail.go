@@ -14,7 +14,7 @@ import (
 // imageTail hashes the memory images (pages-*.img) while CRIU writes
 // them, a chunk (digestChunk) as soon as the file has grown past it, so
 // that once CRIU is done a checkpoint only has the last, partial chunk of
-// each and the small images left to hash (imageTail.digestImages). The
+// each and the small images left to hash (finish, then digestImages). The
 // chunks' digests are the same as DigestImages computes: a file's digest
 // is defined over its chunks (digest.go).
 //
@@ -115,7 +115,7 @@ func (t *imageTail) poll(existing map[string]bool) bool {
 			}
 			tf = &tailedFile{f: f}
 			if st, err := statOf(f); err == nil {
-				tf.dev, tf.ino = st.Dev, st.Ino
+				tf.dev, tf.ino = uint64(st.Dev), uint64(st.Ino)
 			} else {
 				tf.gone = true
 			}
