@@ -223,7 +223,7 @@ func hashWorkers() int { return max(1, min(4, runtime.GOMAXPROCS(0))) }
 // whose digests it holds (of the same inode, as long) are not hashed
 // again.
 func hashFiles(dir string, names []string, want map[string]ImageFile, pre map[string]tailedSums, done func(name string, f ImageFile, err error) error) error {
-	workers := min(hashWorkers(), max(1, len(names)))
+	workers := hashWorkers() // chunks, not files, are what they share
 	jobs := make(chan hashJob, workers)
 	// At most workers+2 files are open (and mapped) at once.
 	slots := make(chan struct{}, workers+2)
@@ -266,13 +266,16 @@ func hashFiles(dir string, names []string, want map[string]ImageFile, pre map[st
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, digestBufSize)
+			var buf []byte // for the files it reads, when there are
 			for j := range jobs {
 				hf := j.f
 				if j.chunk < 0 {
 					var res ImageFile
 					var err error
 					if !stopped.Load() {
+						if buf == nil {
+							buf = make([]byte, digestBufSize)
+						}
 						res, err = readDigest(hf, buf)
 					}
 					hf.f.Close()
