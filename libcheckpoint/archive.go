@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/sirupsen/logrus"
@@ -448,9 +447,9 @@ func importArchiveBudget(r io.Reader, targetDir string, budget *importBudget) (_
 			last = hdr.Name
 			continue
 		}
-		h := xxhash.New()
+		h := newImageHasher()
 		err = writeNew(root, name, tr, buf, h)
-		digests[name] = ImageFile{Size: hdr.Size, XXH64: xxh64Hex(h.Sum64())}
+		digests[name] = h.file()
 		if errors.Is(err, os.ErrExist) {
 			return nil, bad("would overwrite %s (a duplicate entry)", filepath.Join(targetDir, name))
 		}

@@ -117,6 +117,15 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 		return nil, err
 	}
 	frozen.shareWithCriu()
+	// A container that CRIU ends is down for the whole checkpoint: its
+	// memory images are hashed as CRIU writes them (digest_tail.go). One
+	// that runs on only pauses while frozen: hashed once thawed. Not a
+	// page server's (see below).
+	var tail *imageTail
+	if opts.PageServer == "" && !opts.LeaveRunning && !opts.PreDump {
+		tail = startImageTail(res.ImagePath)
+		defer tail.finish()
+	}
 	stopWatch := session.watch(ctx, guard.abort)
 	// The images hold the container's memory, secrets included: CRIU
 	// creates them with its umask, so keep them private to their owner.
@@ -159,14 +168,14 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 		thawUnlessPaused(container, status == libcontainer.Paused)
 	}
 	// CRIU is done (and, without --leave-running, has ended the
-	// processes): the digests cost no frozen time. Not with a page
-	// server, which writes its pagemap and pages into the directory
-	// itself, when it likes.
+	// processes): what the tail has not hashed is hashed now, at no
+	// frozen time. Not with a page server, which writes its pagemap and
+	// pages into the directory itself, when it likes.
 	digestStart := time.Now()
 	var images map[string]ImageFile
 	var derr error
 	if opts.PageServer == "" {
-		images, derr = DigestImages(res.ImagePath)
+		images, derr = digestImages(res.ImagePath, tail.finish())
 	}
 	if derr != nil {
 		// The dump is good; it is only not protected by digests.

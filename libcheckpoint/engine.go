@@ -720,7 +720,8 @@ type VerifyReport struct {
 	// Files and Bytes are the image files checked and their total size.
 	Files int   `json:"files"`
 	Bytes int64 `json:"bytes"`
-	// Algorithm is the digest's, "xxh64".
+	// Algorithm is the digests', DigestAlgorithm ("xxh3-16m"), or
+	// "xxh64" for manifests written before it.
 	Algorithm string `json:"algorithm"`
 }
 
@@ -736,7 +737,7 @@ func verifyDir(dir string) (*VerifyReport, error) {
 	if err := VerifyImages(dir, m); err != nil {
 		return nil, err
 	}
-	return &VerifyReport{Files: len(m.Images), Bytes: m.ImagesSize, Algorithm: "xxh64"}, nil
+	return &VerifyReport{Files: len(m.Images), Bytes: m.ImagesSize, Algorithm: digestAlgorithms(m)}, nil
 }
 
 // InspectPathWith is InspectPath with options.

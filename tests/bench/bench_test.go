@@ -190,6 +190,10 @@ type lane struct {
 	token string
 	check int
 
+	// debugLog, if set, is where the measured commands log with --debug
+	// (BenchmarkDigest reads what runcr says it spent on the digests).
+	debugLog string
+
 	samples samples
 }
 
@@ -279,7 +283,11 @@ func drain(r *os.File, log *os.File) {
 
 // rt is the argv of a measured runtime command.
 func (l *lane) rt(args ...string) []string {
-	argv := append([]string{l.bin, "--root", l.root}, args...)
+	argv := []string{l.bin, "--root", l.root}
+	if l.debugLog != "" {
+		argv = append(argv, "--debug", "--log", l.debugLog)
+	}
+	argv = append(argv, args...)
 	if l.wrap != "" {
 		argv = append([]string{l.wrap}, argv...)
 	}

@@ -89,7 +89,7 @@ checkpoint_image() {
 	jq -e '.images | length > 0' "$ROOT/image/runcr-manifest.json" >/dev/null || fail "no digests in the manifest"
 	runcr inspect --verify "$ROOT/image"
 	[ "$status" -eq 0 ] || fail "inspect --verify of intact images failed"
-	[[ "$output" == *"Verified:"*xxh64* ]] || fail "inspect --verify says nothing of it"
+	[[ "$output" == *"Verified:"*xxh3-64m* ]] || fail "inspect --verify says nothing of it"
 
 	cp -a "$ROOT/image" "$ROOT/flipped"
 	# shellcheck disable=SC2012 # image names are plain
