@@ -14,15 +14,21 @@ func testInspection() *libcheckpoint.Inspection {
 	return &libcheckpoint.Inspection{
 		Dir: "/ckpt", ImageVersion: 2, LSM: "none", PageSize: 4096,
 		Processes: []libcheckpoint.InspectedProcess{
-			{PID: 1, State: "alive", Threads: 1, Comm: "sh", Args: []string{"sh", "-c", "echo a\nb"},
-				Memory: libcheckpoint.MemoryUsage{Pages: 2, Bytes: 8192}},
+			{
+				PID: 1, State: "alive", Threads: 1, Comm: "sh", Args: []string{"sh", "-c", "echo a\nb"},
+				Memory: libcheckpoint.MemoryUsage{Pages: 2, Bytes: 8192},
+			},
 			{PID: 5, PPID: 1, Depth: 1, State: "zombie", Threads: 1, Comm: "true"},
 		},
 		Memory: libcheckpoint.MemoryUsage{Pages: 2, Bytes: 8192, MappedBytes: 3 << 20},
-		Files: libcheckpoint.FilesSummary{Descriptors: 3, ByKind: map[string]int{"reg": 1, "inetsk": 1, "pipe": 1},
+		Files: libcheckpoint.FilesSummary{
+			Descriptors: 3, ByKind: map[string]int{"reg": 1, "inetsk": 1, "pipe": 1},
 			RegularFiles: []libcheckpoint.OpenFile{{PID: 1, FD: 3, Path: "/data/db"}},
-			Sockets: []libcheckpoint.OpenSocket{{PID: 1, FD: 4, Kind: "inet", Family: "ipv4", Type: "stream",
-				Protocol: "tcp", State: "ESTABLISHED", Local: "10.0.0.2:80", Peer: "10.0.0.1:5000"}}},
+			Sockets: []libcheckpoint.OpenSocket{{
+				PID: 1, FD: 4, Kind: "inet", Family: "ipv4", Type: "stream",
+				Protocol: "tcp", State: "ESTABLISHED", Local: "10.0.0.2:80", Peer: "10.0.0.1:5000",
+			}},
+		},
 		Namespaces: []libcheckpoint.InspectedNamespace{{Kind: "pid", Own: true}, {Kind: "user"}},
 		Dump:       &libcheckpoint.DumpReport{FrozenMs: 12.5, PagesWritten: 2},
 	}
@@ -50,10 +56,12 @@ func TestPrintInspection(t *testing.T) {
 	}
 
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	ins.Manifest = &libcheckpoint.Manifest{State: libcheckpoint.ManifestComplete, ContainerID: "web1", Bundle: "/srv/web",
+	ins.Manifest = &libcheckpoint.Manifest{
+		State: libcheckpoint.ManifestComplete, ContainerID: "web1", Bundle: "/srv/web",
 		Created: created, Completed: created.Add(1500 * time.Millisecond),
 		Versions: libcheckpoint.ManifestVersions{Runcr: "v1", CRIU: "4.2.1"},
-		Options:  libcheckpoint.ManifestOptions{ImagePath: "/ckpt", LeaveRunning: true, EmptyNamespaces: []string{"network"}}}
+		Options:  libcheckpoint.ManifestOptions{ImagePath: "/ckpt", LeaveRunning: true, EmptyNamespaces: []string{"network"}},
+	}
 	out.Reset()
 	printInspection(&out, ins)
 	for _, want := range []string{

@@ -61,8 +61,10 @@ func TestLxcCanonical(t *testing.T) {
 		{"--check=dir --pre- -n ct", "--checkpoint-dir=dir --pre-dump --name=ct --"},
 		{"-n=ct -D d", "--name==ct --checkpoint-dir=d --"},
 		{"-D d -- -r", "--checkpoint-dir=d -- -r"},
-		{"-? -h --help --usage --version -q -P /p -o f -l INFO --rcfile /b/config.json --predump-dir p",
-			"--help --help --help --usage --version --quiet --lxcpath=/p --logfile=f --logpriority=INFO --rcfile=/b/config.json --predump-dir=p --"},
+		{
+			"-? -h --help --usage --version -q -P /p -o f -l INFO --rcfile /b/config.json --predump-dir p",
+			"--help --help --help --usage --version --quiet --lxcpath=/p --logfile=f --logpriority=INFO --rcfile=/b/config.json --predump-dir=p --",
+		},
 		{"- -D d", "--checkpoint-dir=d -- -"},
 	} {
 		got, err := lxcCanonical(strings.Fields(tc.in), lxcFlags())
@@ -140,14 +142,22 @@ func TestLxcRestoreOptions(t *testing.T) {
 		args []string
 		want libcheckpoint.RestoreOptions
 	}{
-		{[]string{"-r", "-n", "ct", "-D", "/img"},
-			libcheckpoint.RestoreOptions{CommonOptions: libcheckpoint.CommonOptions{ImagePath: "/img"}, Detach: true}},
-		{[]string{"-rd", "-n", "ct", "-D", "/img"},
-			libcheckpoint.RestoreOptions{CommonOptions: libcheckpoint.CommonOptions{ImagePath: "/img"}, Detach: true}},
-		{[]string{"-rF", "-n", "ct", "-D", "/img", "--rcfile", "/srv/b/config.json"},
-			libcheckpoint.RestoreOptions{CommonOptions: libcheckpoint.CommonOptions{ImagePath: "/img"}, Bundle: "/srv/b"}},
-		{[]string{"--restore", "--foreground", "--name=ct", "--checkpoint-dir=img", "--predump-dir=../pre", "--rcfile=config.json"},
-			libcheckpoint.RestoreOptions{CommonOptions: libcheckpoint.CommonOptions{ImagePath: "img"}, Bundle: ".", ParentPath: "../pre"}},
+		{
+			[]string{"-r", "-n", "ct", "-D", "/img"},
+			libcheckpoint.RestoreOptions{CommonOptions: libcheckpoint.CommonOptions{ImagePath: "/img"}, Detach: true},
+		},
+		{
+			[]string{"-rd", "-n", "ct", "-D", "/img"},
+			libcheckpoint.RestoreOptions{CommonOptions: libcheckpoint.CommonOptions{ImagePath: "/img"}, Detach: true},
+		},
+		{
+			[]string{"-rF", "-n", "ct", "-D", "/img", "--rcfile", "/srv/b/config.json"},
+			libcheckpoint.RestoreOptions{CommonOptions: libcheckpoint.CommonOptions{ImagePath: "/img"}, Bundle: "/srv/b"},
+		},
+		{
+			[]string{"--restore", "--foreground", "--name=ct", "--checkpoint-dir=img", "--predump-dir=../pre", "--rcfile=config.json"},
+			libcheckpoint.RestoreOptions{CommonOptions: libcheckpoint.CommonOptions{ImagePath: "img"}, Bundle: ".", ParentPath: "../pre"},
+		},
 	} {
 		inv, err := lxcParse(t, tc.args...)
 		if err != nil {

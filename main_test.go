@@ -29,7 +29,8 @@ func parse(t *testing.T, args []string, fn func(c *cli.Context)) {
 
 func TestCheckpointFlagsToOptions(t *testing.T) {
 	var got libcheckpoint.CheckpointOptions
-	parse(t, []string{"checkpoint",
+	parse(t, []string{
+		"checkpoint",
 		"--image-path", "/img", "--work-path=/work", "--parent-path", "../parent",
 		"--leave-running", "--tcp-established", "--tcp-skip-in-flight", "--link-remap",
 		"--ext-unix-sk", "--shell-job", "--lazy-pages", "--status-fd", "7",
@@ -62,7 +63,8 @@ func TestCheckpointDefaults(t *testing.T) {
 
 func TestRestoreFlagsToOptions(t *testing.T) {
 	var got libcheckpoint.RestoreOptions
-	parse(t, []string{"restore",
+	parse(t, []string{
+		"restore",
 		"--console-socket", "/sock", "--image-path", "/img", "--work-path", "/work",
 		"--tcp-established", "--ext-unix-sk", "--shell-job", "--file-locks",
 		"--manage-cgroups-mode", "ignore", "-b", "/bundle", "-d", "--pid-file", "/pid",
@@ -213,8 +215,10 @@ func TestManPagesNameEveryFlag(t *testing.T) {
 func TestCRIOCheckpointArgv(t *testing.T) {
 	var opts libcheckpoint.CheckpointOptions
 	var rt *libcheckpoint.Runtime
-	parse(t, []string{"--root", "/run/runc-crio", "--systemd-cgroup", "checkpoint", "--file-locks",
-		"--image-path", "/var/lib/ckpt/c1", "--work-path", "/var/lib/containers/c1", "--leave-running", "c1"},
+	parse(t, []string{
+		"--root", "/run/runc-crio", "--systemd-cgroup", "checkpoint", "--file-locks",
+		"--image-path", "/var/lib/ckpt/c1", "--work-path", "/var/lib/containers/c1", "--leave-running", "c1",
+	},
 		func(c *cli.Context) { opts, rt = checkpointOptions(c), runtimeFrom(c) })
 	want := libcheckpoint.NewCheckpointOptions()
 	want.FileLocks = true
@@ -232,9 +236,11 @@ func TestCRIOCheckpointArgv(t *testing.T) {
 func TestCRIORestoreArgv(t *testing.T) {
 	var opts libcheckpoint.RestoreOptions
 	var rt *libcheckpoint.Runtime
-	parse(t, []string{"--root=/run/runc-crio", "restore", "--bundle", "/b", "--pid-file", "/b/pidfile", "--detach",
+	parse(t, []string{
+		"--root=/run/runc-crio", "restore", "--bundle", "/b", "--pid-file", "/b/pidfile", "--detach",
 		"--image-path", "/var/lib/ckpt/c1", "--work-path", "/b",
-		"--lsm-profile=selinux:system_u:system_r:container_t:s0", "--lsm-mount-context=system_u:object_r:container_file_t:s0", "c1"},
+		"--lsm-profile=selinux:system_u:system_r:container_t:s0", "--lsm-mount-context=system_u:object_r:container_file_t:s0", "c1",
+	},
 		func(c *cli.Context) { opts, rt = restoreOptions(c), runtimeFrom(c) })
 	want := libcheckpoint.RestoreOptions{
 		CommonOptions: libcheckpoint.CommonOptions{ImagePath: "/var/lib/ckpt/c1", WorkPath: "/b"},

@@ -201,8 +201,10 @@ func addSizes(tw *tar.Writer, imageDir, bundleConfig string, files []os.FileInfo
 	if err != nil {
 		return err
 	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: ArchiveSizesFile, Mode: 0o600, Size: int64(len(data)),
-		ModTime: time.Now().Truncate(time.Second)}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{
+		Typeflag: tar.TypeReg, Name: ArchiveSizesFile, Mode: 0o600, Size: int64(len(data)),
+		ModTime: time.Now().Truncate(time.Second),
+	}); err != nil {
 		return err
 	}
 	_, err = tw.Write(data)

@@ -172,7 +172,7 @@ func TestDetectCompression(t *testing.T) {
 			t.Errorf("%s archive detected as %q, %v", c, got, err)
 		}
 	}
-	for _, head := range [][]byte{nil, []byte("PK\x03\x04 a zip file"), bytes.Repeat([]byte{0}, 512), []byte{0x28, 0xb5, 0x2f}} {
+	for _, head := range [][]byte{nil, []byte("PK\x03\x04 a zip file"), bytes.Repeat([]byte{0}, 512), {0x28, 0xb5, 0x2f}} {
 		if c, err := DetectCompression(head); !errors.Is(err, ErrBadArchive) {
 			t.Errorf("DetectCompression(% x) = %q, %v; want ErrBadArchive", head[:min(len(head), 8)], c, err)
 		}

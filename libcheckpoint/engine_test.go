@@ -42,21 +42,29 @@ func engineArchiveEntries(t *testing.T, imagesDir, engine string, rootfsDiff []b
 	var cfg, spec any
 	switch engine {
 	case "podman":
-		cfg = map[string]any{"id": "0123456789abcdef", "name": "web", "rootfsImageName": "localhost/app:1",
-			"runtime": "runc", "createdTime": "2026-01-02T03:04:05Z", "checkpointedTime": nil}
-		spec = map[string]any{"annotations": map[string]string{"io.container.manager": "libpod"},
-			"mounts": []map[string]any{{"destination": "/etc/hosts", "type": "bind", "source": "/x/hosts"}}}
+		cfg = map[string]any{
+			"id": "0123456789abcdef", "name": "web", "rootfsImageName": "localhost/app:1",
+			"runtime": "runc", "createdTime": "2026-01-02T03:04:05Z", "checkpointedTime": nil,
+		}
+		spec = map[string]any{
+			"annotations": map[string]string{"io.container.manager": "libpod"},
+			"mounts":      []map[string]any{{"destination": "/etc/hosts", "type": "bind", "source": "/x/hosts"}},
+		}
 	case "containerd":
-		cfg = map[string]any{"id": "c0ffee", "name": "k8s-name", "rootfsImageName": "docker.example/app:2",
-			"runtime": "io.containerd.runc.v2", "createdTime": "2026-01-02T03:04:05Z", "checkpointedTime": "2026-01-02T04:00:00Z"}
+		cfg = map[string]any{
+			"id": "c0ffee", "name": "k8s-name", "rootfsImageName": "docker.example/app:2",
+			"runtime": "io.containerd.runc.v2", "createdTime": "2026-01-02T03:04:05Z", "checkpointedTime": "2026-01-02T04:00:00Z",
+		}
 		spec = map[string]any{"annotations": map[string]string{
 			"io.kubernetes.cri.container-name": "app", "io.kubernetes.cri.sandbox-name": "app-pod",
-			"io.kubernetes.cri.sandbox-namespace": "prod", "org.criu.checkpoint.criu.version": "4.1"}}
+			"io.kubernetes.cri.sandbox-namespace": "prod", "org.criu.checkpoint.criu.version": "4.1",
+		}}
 	case "cri-o":
 		cfg = map[string]any{"id": "beef", "name": "k8s_app", "runtime": "crun"}
 		spec = map[string]any{"annotations": map[string]string{
 			"io.container.manager": "cri-o", "io.kubernetes.cri-o.Metadata": `{"name":"app"}`,
-			"io.kubernetes.pod.name": "pod-1", "io.kubernetes.pod.namespace": "default"}}
+			"io.kubernetes.pod.name": "pod-1", "io.kubernetes.pod.namespace": "default",
+		}}
 	}
 	js := func(v any) []byte {
 		b, err := json.Marshal(v)
@@ -355,8 +363,10 @@ func TestImportEngineArchiveRefuses(t *testing.T) {
 
 func mntEntries() []proto.Message {
 	m := func(id, parent uint32, fstype mnt.Fstype, mp, src string, ext string) *mnt.MntEntry {
-		e := &mnt.MntEntry{Fstype: u32(uint32(fstype)), MntId: u32(id), RootDev: u32(1), ParentMntId: u32(parent), Flags: u32(0),
-			Root: proto.String("/"), Mountpoint: proto.String(mp), Source: proto.String(src), Options: proto.String("")}
+		e := &mnt.MntEntry{
+			Fstype: u32(uint32(fstype)), MntId: u32(id), RootDev: u32(1), ParentMntId: u32(parent), Flags: u32(0),
+			Root: proto.String("/"), Mountpoint: proto.String(mp), Source: proto.String(src), Options: proto.String(""),
+		}
 		if ext != "" {
 			e.ExtKey = proto.String(ext)
 		}

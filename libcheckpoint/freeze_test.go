@@ -166,9 +166,13 @@ func TestCheckFrozenRestore(t *testing.T) {
 		dir, mode string
 		refused   bool
 	}{
-		{frozen, "full", true}, {frozen, "strict", true},
-		{frozen, "", false}, {frozen, "soft", false}, {frozen, "ignore", false},
-		{thawed, "full", false}, {none, "full", false},
+		{frozen, "full", true},
+		{frozen, "strict", true},
+		{frozen, "", false},
+		{frozen, "soft", false},
+		{frozen, "ignore", false},
+		{thawed, "full", false},
+		{none, "full", false},
 	} {
 		err := checkFrozenRestore(tc.dir, tc.mode)
 		if tc.refused != (err != nil) || tc.refused && (!errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "--manage-cgroups-mode "+tc.mode)) {

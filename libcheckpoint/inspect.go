@@ -824,8 +824,10 @@ func (in *inspector) addFile(pid uint32, fd *fdinfo.FdinfoEntry) {
 		case syscall.AF_INET6:
 			sk.Family = "ipv6"
 		}
-		sk.Protocol = map[uint32]string{syscall.IPPROTO_TCP: "tcp", syscall.IPPROTO_UDP: "udp", syscall.IPPROTO_UDPLITE: "udplite",
-			syscall.IPPROTO_ICMP: "icmp", syscall.IPPROTO_ICMPV6: "icmpv6", syscall.IPPROTO_RAW: "raw"}[i.GetProto()]
+		sk.Protocol = map[uint32]string{
+			syscall.IPPROTO_TCP: "tcp", syscall.IPPROTO_UDP: "udp", syscall.IPPROTO_UDPLITE: "udplite",
+			syscall.IPPROTO_ICMP: "icmp", syscall.IPPROTO_ICMPV6: "icmpv6", syscall.IPPROTO_RAW: "raw",
+		}[i.GetProto()]
 		sk.Local = hostPort(i.GetSrcAddr(), i.GetSrcPort())
 		if i.GetDstPort() != 0 {
 			sk.Peer = hostPort(i.GetDstAddr(), i.GetDstPort())
@@ -841,15 +843,19 @@ func (in *inspector) addFile(pid uint32, fd *fdinfo.FdinfoEntry) {
 }
 
 func sockType(t uint32) string {
-	return map[uint32]string{syscall.SOCK_STREAM: "stream", syscall.SOCK_DGRAM: "dgram", syscall.SOCK_SEQPACKET: "seqpacket",
-		syscall.SOCK_RAW: "raw", syscall.SOCK_RDM: "rdm", syscall.SOCK_PACKET: "packet"}[t]
+	return map[uint32]string{
+		syscall.SOCK_STREAM: "stream", syscall.SOCK_DGRAM: "dgram", syscall.SOCK_SEQPACKET: "seqpacket",
+		syscall.SOCK_RAW: "raw", syscall.SOCK_RDM: "rdm", syscall.SOCK_PACKET: "packet",
+	}[t]
 }
 
 // tcpState names the kernel's socket states (include/net/tcp_states.h),
 // which unix sockets use as well.
 func tcpState(s uint32) string {
-	names := []string{"", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
-		"CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV"}
+	names := []string{
+		"", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+		"CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
+	}
 	if int(s) < len(names) {
 		return names[s]
 	}

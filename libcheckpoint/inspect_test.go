@@ -165,9 +165,11 @@ func craftCheckpoint(t *testing.T, dir, regPath string) {
 
 	writeImage(t, dir, "files.img", "FILES",
 		&fdinfo.FileEntry{Type: fdinfo.FdTypes_REG.Enum(), Id: u32(1), Reg: &regfile.RegFileEntry{
-			Id: u32(1), Flags: u32(0), Pos: u64(0), Fown: fownEntry(), Name: proto.String(regPath)}},
+			Id: u32(1), Flags: u32(0), Pos: u64(0), Fown: fownEntry(), Name: proto.String(regPath),
+		}},
 		&fdinfo.FileEntry{Type: fdinfo.FdTypes_PIPE.Enum(), Id: u32(2), Pipe: &pipe.PipeEntry{
-			Id: u32(2), PipeId: u32(77), Flags: u32(0), Fown: fownEntry()}},
+			Id: u32(2), PipeId: u32(77), Flags: u32(0), Fown: fownEntry(),
+		}},
 		unixSocket(3, 300, 400, "/run/app.sock"),
 		unixSocket(4, 400, 300, "\x00abstract"),
 		unixSocket(5, 500, 999, ""),
@@ -175,13 +177,15 @@ func craftCheckpoint(t *testing.T, dir, regPath string) {
 			Id: u32(6), Ino: u32(600), Family: u32(unix.AF_INET), Type: u32(unix.SOCK_STREAM),
 			Proto: u32(unix.IPPROTO_TCP), State: u32(10), SrcPort: u32(8080), DstPort: u32(0),
 			Flags: u32(0), Backlog: u32(128), SrcAddr: []uint32{0x0100007f}, // 127.0.0.1
-			Fown: fownEntry(), Opts: skOpts()}},
+			Fown: fownEntry(), Opts: skOpts(),
+		}},
 		&fdinfo.FileEntry{Type: fdinfo.FdTypes_INETSK.Enum(), Id: u32(7), Isk: &sk_inet.InetSkEntry{
 			Id: u32(7), Ino: u32(700), Family: u32(unix.AF_INET6), Type: u32(unix.SOCK_STREAM),
 			Proto: u32(unix.IPPROTO_TCP), State: u32(1), SrcPort: u32(443), DstPort: u32(50000),
 			Flags: u32(0), Backlog: u32(0), SrcAddr: []uint32{0, 0, 0, 0x01000000}, // ::1
 			DstAddr: []uint32{0x000080fe, 0, 0, 0x02000000}, // fe80::2
-			Fown:    fownEntry(), Opts: skOpts()}},
+			Fown:    fownEntry(), Opts: skOpts(),
+		}},
 	)
 	writeImage(t, dir, "fdinfo-10.img", "FDINFO",
 		fd(2, 0, fdinfo.FdTypes_PIPE), fd(2, 1, fdinfo.FdTypes_PIPE), fd(1, 3, fdinfo.FdTypes_REG),
@@ -190,7 +194,8 @@ func craftCheckpoint(t *testing.T, dir, regPath string) {
 		fd(2, 1, fdinfo.FdTypes_PIPE), fd(5, 3, fdinfo.FdTypes_UNIXSK), fd(7, 4, fdinfo.FdTypes_INETSK))
 	writeImage(t, dir, "stats-dump", "STATS", &critstats.StatsEntry{Dump: &critstats.DumpStatsEntry{
 		FreezingTime: u32(1500), FrozenTime: u32(25250), MemdumpTime: u32(3000), MemwriteTime: u32(1000),
-		PagesScanned: u64(40), PagesSkippedParent: u64(4), PagesWritten: u64(5), PagesLazy: u64(0)}})
+		PagesScanned: u64(40), PagesSkippedParent: u64(4), PagesWritten: u64(5), PagesLazy: u64(0),
+	}})
 }
 
 func TestInspectCraftedCheckpoint(t *testing.T) {
@@ -275,9 +280,11 @@ func TestInspectManifest(t *testing.T) {
 	dir := t.TempDir()
 	craftCheckpoint(t, dir, "/x")
 	os.Remove(filepath.Join(dir, "stats-dump"))
-	m := &Manifest{Version: ManifestVersion, State: ManifestComplete, ContainerID: "web1", Bundle: "/srv/web",
+	m := &Manifest{
+		Version: ManifestVersion, State: ManifestComplete, ContainerID: "web1", Bundle: "/srv/web",
 		Options:   ManifestOptions{LeaveRunning: true},
-		DumpStats: &DumpStats{FrozenTime: 12000, PagesWritten: 7}}
+		DumpStats: &DumpStats{FrozenTime: 12000, PagesWritten: 7},
+	}
 	if err := writeManifest(dir, m); err != nil {
 		t.Fatal(err)
 	}
@@ -337,8 +344,10 @@ func corruptCases() []corruptCase {
 		return append(append([]byte{}, b[:8]...), garbage(64)(nil)...)
 	}
 	var cases []corruptCase
-	for _, file := range []string{"inventory.img", "pstree.img", "core-1.img", "core-9.img", "ids-7.img", "mm-1.img",
-		"pagemap-1.img", "files.img", "fdinfo-20.img", "stats-dump"} {
+	for _, file := range []string{
+		"inventory.img", "pstree.img", "core-1.img", "core-9.img", "ids-7.img", "mm-1.img",
+		"pagemap-1.img", "files.img", "fdinfo-20.img", "stats-dump",
+	} {
 		cases = append(cases,
 			corruptCase{"empty", file, cut(0)},
 			corruptCase{"truncated in the header", file, cut(3)},
@@ -481,7 +490,8 @@ func TestInspectNotACheckpoint(t *testing.T) {
 func TestReadStats(t *testing.T) {
 	dir := t.TempDir()
 	writeImage(t, dir, "stats-restore", "STATS", &critstats.StatsEntry{Restore: &critstats.RestoreStatsEntry{
-		PagesCompared: u64(3), PagesSkippedCow: u64(2), ForkingTime: u32(2500), RestoreTime: u32(40000), PagesRestored: u64(800)}})
+		PagesCompared: u64(3), PagesSkippedCow: u64(2), ForkingTime: u32(2500), RestoreTime: u32(40000), PagesRestored: u64(800),
+	}})
 	st, err := ReadRestoreStats(dir)
 	if err != nil {
 		t.Fatal(err)

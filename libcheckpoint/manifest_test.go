@@ -91,8 +91,10 @@ func TestApplyManifest(t *testing.T) {
 		}
 	}
 
-	write(Manifest{State: ManifestComplete, ContainerID: "c", Bundle: "/the/bundle",
-		Options: ManifestOptions{TCPEstablished: true, FileLocks: true}})
+	write(Manifest{
+		State: ManifestComplete, ContainerID: "c", Bundle: "/the/bundle",
+		Options: ManifestOptions{TCPEstablished: true, FileLocks: true},
+	})
 	opts := RestoreOptions{CommonOptions: CommonOptions{ImagePath: images}}
 	if _, err := applyManifest(&opts, true); err != nil {
 		t.Fatal(err)

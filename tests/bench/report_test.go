@@ -234,8 +234,10 @@ func buildReport(m machine, sizes []sizeResult) report {
 			timeTarget = 0.85
 		}
 		add := func(metric, unit string, x, y []float64, target float64) {
-			rw := row{MiB: s.MiB, Metric: metric, Unit: unit, Runcr: median(x), Runc: median(y), Target: target,
-				RuncrP25: quantile(x, 0.25), RuncrP75: quantile(x, 0.75), RuncP25: quantile(y, 0.25), RuncP75: quantile(y, 0.75)}
+			rw := row{
+				MiB: s.MiB, Metric: metric, Unit: unit, Runcr: median(x), Runc: median(y), Target: target,
+				RuncrP25: quantile(x, 0.25), RuncrP75: quantile(x, 0.75), RuncP25: quantile(y, 0.25), RuncP75: quantile(y, 0.75),
+			}
 			var pairs []float64
 			for i := range min(len(x), len(y)) {
 				if y[i] > 0 {

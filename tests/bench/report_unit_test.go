@@ -49,10 +49,14 @@ func TestParseState(t *testing.T) {
 }
 
 func TestReportTargets(t *testing.T) {
-	s := samples{CheckpointMs: []float64{80}, RestoreMs: []float64{100}, ImageMiB: []float64{16}, FrozenMs: []float64{10},
-		CkptRSSMiB: []float64{20}, RestRSSMiB: []float64{20}}
-	n := samples{CheckpointMs: []float64{100}, RestoreMs: []float64{100}, ImageMiB: []float64{16}, FrozenMs: []float64{10},
-		CkptRSSMiB: []float64{20}, RestRSSMiB: []float64{19}}
+	s := samples{
+		CheckpointMs: []float64{80}, RestoreMs: []float64{100}, ImageMiB: []float64{16}, FrozenMs: []float64{10},
+		CkptRSSMiB: []float64{20}, RestRSSMiB: []float64{20},
+	}
+	n := samples{
+		CheckpointMs: []float64{100}, RestoreMs: []float64{100}, ImageMiB: []float64{16}, FrozenMs: []float64{10},
+		CkptRSSMiB: []float64{20}, RestRSSMiB: []float64{19},
+	}
 	r := buildReport(machine{}, []sizeResult{{MiB: 16, Runs: 1, Lanes: map[string]samples{"runcr": s, "runc": n}}})
 	want := map[string]bool{
 		"checkpoint wall time":         true,  // 0.80 <= 0.85
