@@ -401,7 +401,9 @@ func TestImportSizeBomb(t *testing.T) {
 	if err := tw.WriteHeader(&e.hdr); err != nil {
 		t.Fatal(err)
 	}
-	tw.Write(e.body)
+	if _, err := tw.Write(e.body); err != nil {
+		t.Fatal(err)
+	}
 	tw.Close()
 	w.Close()
 	t.Logf("%d MiB of zeros in %d bytes", size>>20, buf.Len())
@@ -561,7 +563,9 @@ func TestExportFileKeepsImagesOnFailure(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	for _, en := range entries {
 		data, _ := os.ReadFile(filepath.Join(dir, en.Name()))
-		os.WriteFile(filepath.Join(opts.ImagePath, en.Name()), data, 0o600)
+		if err := os.WriteFile(filepath.Join(opts.ImagePath, en.Name()), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	e.tmp.Close() // the write fails: the file is closed
 	werr := e.write(opts.ImagePath, config, CompressZstd, nil)
@@ -587,7 +591,9 @@ func TestExportFileKeepsImagesOnFailure(t *testing.T) {
 	}
 	for _, en := range entries {
 		data, _ := os.ReadFile(filepath.Join(dir, en.Name()))
-		os.WriteFile(filepath.Join(opts.ImagePath, en.Name()), data, 0o600)
+		if err := os.WriteFile(filepath.Join(opts.ImagePath, en.Name()), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := e.write(opts.ImagePath, config, CompressZstd, nil); err != nil {
 		t.Fatal(err)

@@ -107,9 +107,9 @@ func TestVerifyImagesRefusesDamage(t *testing.T) {
 		want   string
 	}{
 		{"4096 bytes flipped in pages-1.img", func(t *testing.T, dir string) { flipPage(t, dir, "pages-1.img") }, "pages-1.img: its content changed"},
-		{"truncated core", func(t *testing.T, dir string) { os.Truncate(filepath.Join(dir, "core-1.img"), 10) }, "core-1.img is 10 bytes"},
+		{"truncated core", func(t *testing.T, dir string) { _ = os.Truncate(filepath.Join(dir, "core-1.img"), 10) }, "core-1.img is 10 bytes"},
 		{"missing image", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "inventory.img")) }, "inventory.img is missing"},
-		{"added image", func(t *testing.T, dir string) { os.WriteFile(filepath.Join(dir, "pages-2.img"), nil, 0o600) }, "pages-2.img is not among"},
+		{"added image", func(t *testing.T, dir string) { _ = os.WriteFile(filepath.Join(dir, "pages-2.img"), nil, 0o600) }, "pages-2.img is not among"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,11 +172,19 @@ func bombArchive(t *testing.T, declare map[string]int64, size int64) []byte {
 			decl = append(decl, []byte(`"`+name+`":`+itoa(n))...)
 		}
 		decl = append(decl, []byte(`},"total":`+itoa(total)+`}`)...)
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: ArchiveSizesFile, Mode: 0o600, Size: int64(len(decl))})
-		tw.Write(decl)
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: ArchiveSizesFile, Mode: 0o600, Size: int64(len(decl))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(decl); err != nil {
+			t.Fatal(err)
+		}
 	}
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "pages-1.img", Mode: 0o600, Size: size})
-	tw.Write(make([]byte, 1<<20))
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "pages-1.img", Mode: 0o600, Size: size}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
 	tw.Flush()
 	w.Close()
 	return buf.Bytes()
@@ -307,7 +315,9 @@ func BenchmarkDigestImages(b *testing.B) {
 	}
 	f.Close()
 	for _, n := range []string{"core-1.img", "mm-1.img", "pagemap-1.img", "inventory.img"} {
-		os.WriteFile(filepath.Join(dir, n), page[:4096], 0o600)
+		if err := os.WriteFile(filepath.Join(dir, n), page[:4096], 0o600); err != nil {
+			b.Fatal(err)
+		}
 	}
 	m := &Manifest{}
 	b.SetBytes(1<<30 + 4*4096)

@@ -182,12 +182,22 @@ func rootfsSandbox(t *testing.T) (rootfs, secret string) {
 			t.Fatal(err)
 		}
 	}
-	os.WriteFile(filepath.Join(rootfs, "etc/motd"), []byte("motd"), 0o644)
-	os.WriteFile(filepath.Join(rootfs, "bin/vi"), []byte("vi"), 0o755)
+	if err := os.WriteFile(filepath.Join(rootfs, "etc/motd"), []byte("motd"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin/vi"), []byte("vi"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	secret = filepath.Join(base, "secret")
-	os.WriteFile(secret, []byte("secret"), 0o600)
-	os.Symlink("/etc", filepath.Join(rootfs, "abslink"))
-	os.Symlink("../..", filepath.Join(rootfs, "uplink"))
+	if err := os.WriteFile(secret, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc", filepath.Join(rootfs, "abslink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../..", filepath.Join(rootfs, "uplink")); err != nil {
+		t.Fatal(err)
+	}
 	loadTestSpec(t, base)
 	return rootfs, secret
 }
@@ -195,7 +205,7 @@ func rootfsSandbox(t *testing.T) (rootfs, secret string) {
 // snapshot lists what is under dir (names, types, contents).
 func snapshot(t *testing.T, dir string) string {
 	var b strings.Builder
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	if err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -206,18 +216,24 @@ func snapshot(t *testing.T, dir string) string {
 		}
 		b.WriteString("\n")
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	return b.String()
 }
 
 func applyEngine(t *testing.T, rootfs string, diff []byte, deleted []string) error {
 	meta := t.TempDir()
 	if diff != nil {
-		os.WriteFile(filepath.Join(meta, engineRootfsDiff), diff, 0o600)
+		if err := os.WriteFile(filepath.Join(meta, engineRootfsDiff), diff, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if deleted != nil {
 		data, _ := json.Marshal(deleted)
-		os.WriteFile(filepath.Join(meta, engineDeletedFiles), data, 0o600)
+		if err := os.WriteFile(filepath.Join(meta, engineDeletedFiles), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ei := &engineImport{archive: "a.tar", metaDir: meta}
 	spec, err := loadSpec(filepath.Dir(rootfs))
@@ -308,7 +324,9 @@ func TestApplyRootfsDiffRefuses(t *testing.T) {
 				if tc.name == "huge size" {
 					var buf bytes.Buffer
 					tw := tar.NewWriter(&buf)
-					tw.WriteHeader(&big)
+					if err := tw.WriteHeader(&big); err != nil {
+						t.Fatal(err)
+					}
 					tw.Flush()
 					diff = buf.Bytes()
 				} else {

@@ -415,7 +415,9 @@ func TestInspectInconsistentImages(t *testing.T) {
 		}},
 		{"another image under its name", "pstree.img", func(t *testing.T, dir string) {
 			data, _ := os.ReadFile(filepath.Join(dir, "core-1.img"))
-			os.WriteFile(filepath.Join(dir, "pstree.img"), data, 0o600)
+			if err := os.WriteFile(filepath.Join(dir, "pstree.img"), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}},
 		{"no processes", "pstree.img", func(t *testing.T, dir string) { writeImage(t, dir, "pstree.img", "PSTREE") }},
 		{"core without entries", "core-7.img", func(t *testing.T, dir string) { writeImage(t, dir, "core-7.img", "CORE") }},
@@ -478,7 +480,9 @@ func TestInspectNotACheckpoint(t *testing.T) {
 		t.Errorf("empty directory: %v", err)
 	}
 	file := filepath.Join(dir, "f")
-	os.WriteFile(file, nil, 0o600)
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Inspect(file); err == nil || !strings.Contains(err.Error(), file) {
 		t.Errorf("a file: %v", err)
 	}
@@ -500,7 +504,9 @@ func TestReadStats(t *testing.T) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 	// A restore's statistics are not a dump's.
-	os.Rename(filepath.Join(dir, "stats-restore"), filepath.Join(dir, "stats-dump"))
+	if err := os.Rename(filepath.Join(dir, "stats-restore"), filepath.Join(dir, "stats-dump")); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ReadDumpStats(dir); !errors.Is(err, ErrBadImage) {
 		t.Errorf("stats-restore read as stats-dump: %v", err)
 	}
@@ -508,7 +514,9 @@ func TestReadStats(t *testing.T) {
 		t.Errorf("missing stats-restore: %v", err)
 	}
 	data, _ := os.ReadFile(filepath.Join(dir, "stats-dump"))
-	os.WriteFile(filepath.Join(dir, "stats-dump"), data[:len(data)-2], 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "stats-dump"), data[:len(data)-2], 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ReadDumpStats(dir); !errors.Is(err, ErrBadImage) || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("truncated stats-dump: %v", err)
 	}

@@ -69,7 +69,7 @@ func tryLazyMigration(ctx context.Context, criuPath string) (bool, string) {
 	if err != nil {
 		return false, "starting a probe process: " + err.Error()
 	}
-	defer syscall.Kill(outer, syscall.SIGKILL)
+	defer func() { _ = syscall.Kill(outer, syscall.SIGKILL) }()
 	probePid := 0
 	for i := 0; i < 100 && probePid == 0; i++ {
 		if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", outer, outer)); err == nil {
@@ -80,7 +80,7 @@ func tryLazyMigration(ctx context.Context, criuPath string) (bool, string) {
 	if probePid == 0 {
 		return false, "starting a probe process: no child of unshare"
 	}
-	defer syscall.Kill(probePid, syscall.SIGKILL)
+	defer func() { _ = syscall.Kill(probePid, syscall.SIGKILL) }()
 	port, err := freePort()
 	if err != nil {
 		return false, err.Error()
@@ -102,7 +102,7 @@ func tryLazyMigration(ctx context.Context, criuPath string) (bool, string) {
 	go func() { dumpDone <- dump.Wait() }()
 	b := make([]byte, 1)
 	if n, _ := ready.Read(b); n != 1 {
-		<-dumpDone
+		<-dumpDone //nolint:errcheck // waited for, not read: dump.log says why it failed
 		return false, "criu dump --lazy-pages never became ready: " + lastCriuError(dir, "dump.log")
 	}
 	lazy := exec.CommandContext(ctx, criuPath, "lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", strconv.Itoa(port), "-D", dir, "-o", "lazy-pages.log")

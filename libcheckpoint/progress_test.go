@@ -31,7 +31,9 @@ func TestProgress(t *testing.T) {
 	// Short: nothing printed.
 	var quick lockedBuffer
 	p := startProgress(&quick, "exporting x", 100)
-	io.Copy(p.writer(io.Discard), strings.NewReader("hello"))
+	if _, err := io.Copy(p.writer(io.Discard), strings.NewReader("hello")); err != nil {
+		t.Fatal(err)
+	}
 	p.finish()
 	if quick.String() != "" {
 		t.Errorf("a short export printed %q", quick.String())
@@ -40,7 +42,9 @@ func TestProgress(t *testing.T) {
 	// Long: carriage-return lines with bytes and rate, then a newline.
 	var long lockedBuffer
 	p = startProgress(&long, "importing y", 4<<20)
-	io.Copy(io.Discard, p.reader(bytes.NewReader(make([]byte, 2<<20))))
+	if _, err := io.Copy(io.Discard, p.reader(bytes.NewReader(make([]byte, 2<<20)))); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(progressDelay + 2*progressTick)
 	p.finish()
 	out := long.String()

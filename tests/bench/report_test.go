@@ -107,7 +107,7 @@ func anonFault() float64 {
 	if err != nil {
 		return 0
 	}
-	defer unix.Munmap(mem)
+	defer func() { _ = unix.Munmap(mem) }()
 	start := time.Now()
 	for i := 0; i < size; i += os.Getpagesize() {
 		mem[i] = 1

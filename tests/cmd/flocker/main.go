@@ -26,6 +26,6 @@ func main() {
 		os.Exit(1)
 	}
 	for {
-		unix.Pause() // hold the lock until killed
+		_ = unix.Pause() // hold the lock until killed
 	}
 }
