@@ -272,7 +272,7 @@ func TestLxcErrorNamesLxcOptions(t *testing.T) {
 		t.Errorf("got %q", err)
 	}
 	other := errors.New("criu failed")
-	if lxcError(other) != other || lxcError(nil) != nil {
+	if lxcError(other) != other || lxcError(nil) != nil { //nolint:errorlint // the very error, not one wrapping it
 		t.Error("errors that name no option must pass unchanged")
 	}
 }

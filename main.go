@@ -355,7 +355,7 @@ func passThrough(c *cli.Context) error {
 func findRunc() (string, error) {
 	if p := os.Getenv("RUNCR_RUNC"); p != "" {
 		if err := unix.Access(p, unix.X_OK); err != nil {
-			return "", fmt.Errorf("RUNCR_RUNC=%s: %v; point it at a runc binary", p, err)
+			return "", fmt.Errorf("RUNCR_RUNC=%s: %w; point it at a runc binary", p, err)
 		}
 		return p, nil
 	}

@@ -550,7 +550,7 @@ func readDeletedFiles(metaDir string) ([]string, error) {
 	for _, p := range list {
 		rel, err := rootfsRelPath(p, true)
 		if err != nil {
-			return nil, fmt.Errorf("%q: %v", p, err)
+			return nil, fmt.Errorf("%q: %w", p, err)
 		}
 		if rel == "." {
 			return nil, fmt.Errorf("%q names the rootfs itself", p)
@@ -615,7 +615,7 @@ func (ei *engineImport) applyToBundle(bundle string, spec *specs.Spec) error {
 	warnMissingMounts(ei.metaDir, spec, bundle)
 	deleted, err := readDeletedFiles(ei.metaDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w: entry %q: %v", ErrBadArchive, engineDeletedFiles, err)
+		return fmt.Errorf("%w: entry %q: %w", ErrBadArchive, engineDeletedFiles, err)
 	}
 	diffPath := filepath.Join(ei.metaDir, engineRootfsDiff)
 	_, statErr := os.Lstat(diffPath)

@@ -616,7 +616,7 @@ func (in *inspector) memory(p *InspectedProcess) error {
 		}
 		pe := &pagemap.PagemapEntry{}
 		if err := proto.Unmarshal(msg, pe); err != nil {
-			return fmt.Errorf("entry %d is not a pagemap entry: %v", i, err)
+			return fmt.Errorf("entry %d is not a pagemap entry: %w", i, err)
 		}
 		if len(entries) < maxArgsPagemapEntries {
 			entries = append(entries, pe)

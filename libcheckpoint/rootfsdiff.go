@@ -102,7 +102,7 @@ func parseDiffEntry(hdr *tar.Header) (diffEntry, error) {
 	case tar.TypeLink:
 		target, err := rootfsRelPath(hdr.Linkname, false)
 		if err != nil {
-			return diffEntry{}, fmt.Errorf("is a hard link to %q, which %v", hdr.Linkname, err)
+			return diffEntry{}, fmt.Errorf("is a hard link to %q, which %w", hdr.Linkname, err)
 		}
 		if target == "." {
 			return diffEntry{}, fmt.Errorf("is a hard link to the rootfs itself")
@@ -321,7 +321,7 @@ func (p *rootfsDiffPlan) checkRootfs(root *os.Root, deleted []string) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("%w: %s: %q in the rootfs: %v", ErrBadArchive, engineRootfsDiff, name, unwrapPathError(err))
+			return fmt.Errorf("%w: %s: %q in the rootfs: %w", ErrBadArchive, engineRootfsDiff, name, unwrapPathError(err))
 		}
 		if uses[name] {
 			if !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0 {
