@@ -56,13 +56,6 @@ CRI's of CRI-O and containerd: crictl checkpoint --export, kubelet).`,
 	}
 }
 
-func unwrapPathErr(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
-}
-
 // formatIsJSON checks the --format flag: "text" or "json".
 func formatIsJSON(c *cli.Context) (bool, error) {
 	switch f := c.String("format"); f {

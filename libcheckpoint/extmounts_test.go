@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
+	"github.com/opencontainers/cgroups/devices/config"
 	"github.com/opencontainers/runc/libcontainer/configs"
-	"github.com/opencontainers/runc/libcontainer/devices"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -75,7 +75,7 @@ func TestCheckCriuMountKeys(t *testing.T) {
 
 func TestCheckCriuMountKeysDevices(t *testing.T) {
 	root := rootfsWithRenamedMountParent(t, "/")
-	cfg := &configs.Config{Rootfs: root, Devices: []*devices.Device{
+	cfg := &configs.Config{Rootfs: root, Devices: []*config.Device{
 		{Path: ""}, // a cgroup rule only: no node, no mount
 		{Path: "/a/data"},
 	}}

@@ -21,7 +21,7 @@ import (
 // hugeImage makes dir/name a sparse file of size bytes that starts with
 // CRIU's magics for an image of type magic (the rest reads as zeros:
 // empty entries, as many as the file has words).
-func hugeImage(t *testing.T, dir, name, magic string, size int64) string {
+func hugeImage(t *testing.T, dir, name, magic string, size int64) {
 	t.Helper()
 	m := criuMagics().ByName
 	head := binary.LittleEndian.AppendUint32(nil, uint32(m["IMG_COMMON"]))
@@ -33,7 +33,6 @@ func hugeImage(t *testing.T, dir, name, magic string, size int64) string {
 	if err := os.Truncate(path, size); err != nil {
 		t.Fatal(err)
 	}
-	return path
 }
 
 // bounded runs f and fails unless it returned within a second, having

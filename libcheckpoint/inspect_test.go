@@ -374,8 +374,8 @@ func TestInspectCorruptImages(t *testing.T) {
 			dir := t.TempDir()
 			craftCheckpoint(t, dir, "/x")
 			path := filepath.Join(dir, tc.file)
-			switch {
-			case tc.damage == nil:
+			switch tc.damage {
+			case nil:
 				os.Remove(path)
 			default:
 				data, err := os.ReadFile(path)

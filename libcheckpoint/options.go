@@ -383,7 +383,7 @@ func (o *CheckpointOptions) CriuOpts() (*libcontainer.CriuOpts, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	c, err := o.CommonOptions.criuOpts()
+	c, err := o.criuOpts()
 	if err != nil {
 		return nil, err
 	}
@@ -408,7 +408,7 @@ func (o *RestoreOptions) CriuOpts() (*libcontainer.CriuOpts, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	c, err := o.CommonOptions.criuOpts()
+	c, err := o.criuOpts()
 	if err != nil {
 		return nil, err
 	}
