@@ -113,8 +113,7 @@ field() { # field NAME "line"
 	return 1
 }
 wait_for_state() { # wait until the state file exists (up to ~10 s)
-	local i
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		[ -s "$STATE_FILE" ] && return 0
 		sleep 0.2
 	done
@@ -127,6 +126,7 @@ wait_for_state() { # wait until the state file exists (up to ~10 s)
 # pipes drained by `cat` into log files, so runtime errors are not lost.
 # These are set up again for the restore: the restored process gets new pipes.
 exec {pipe}<> <(:)
+# shellcheck disable=SC2034,SC2094 # both ends of one pipe; in_w only holds it open
 exec {in_r}</proc/self/fd/$pipe {in_w}>/proc/self/fd/$pipe
 exec {pipe}>&-
 

@@ -3,6 +3,7 @@
 # and socket under the run's temp dir), driven with ctr; its runc shim v2
 # calls runcr (the logging wrapper) as the runc binary via --runc-binary.
 
+# shellcheck disable=SC2154 # status and output are set by bats' run
 CTRD_DIR=$ENGINES_TMP/ctrd
 CTRD_SOCK=$CTRD_DIR/c.sock
 CTRD_NS=runcr-test

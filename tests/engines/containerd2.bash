@@ -19,6 +19,7 @@
 #   CRICTL_VERSION  default 1.37.0
 #   RUNC_REF        the reference runc (default /usr/local/sbin/runc)
 
+# shellcheck disable=SC2154 # status and output are set by bats' run
 CTRD2_PREFIX=${CTRD2_PREFIX:-/usr/local/libexec/runcr-engines}
 CTRD2_VERSIONS=${CTRD2_VERSIONS:-2.4.2 2.3.7}
 CRICTL_VERSION=${CRICTL_VERSION:-1.37.0}
@@ -50,7 +51,6 @@ requires_ctrd2() {
 
 # ctrd2_use VERSION: points C2_DIR, C2_SOCK and CRICTL at that instance.
 ctrd2_use() {
-	C2_VERSION=$1
 	C2_DIR=$(ctrd2_dir "$1")
 	C2_SOCK=$C2_DIR/c.sock
 	CRICTL=("$CRICTL_BIN" --config "$C2_DIR/crictl.yaml")

@@ -9,6 +9,7 @@
 # oom_score_adj -998 these machines refuse) and no pause image are needed.
 # Debian's conmon monitors the containers.
 
+# shellcheck disable=SC2154 # status and output are set by bats' run
 CRIO_VERSION=${CRIO_VERSION:-1.34.0}
 CRICTL_VERSION=${CRICTL_VERSION:-1.37.0}
 ENGINES_PREFIX=${ENGINES_PREFIX:-/usr/local/libexec/runcr-engines}
@@ -217,5 +218,4 @@ crio_logs_clean() {
 	# The restored workload's own lines reach the new log.
 	[ -z "${3:-}" ] || { parse_state "$(tail -1 <<<"$out")" && [ "$COUNTER" -gt "$3" ]; } ||
 		fail "crictl logs $1 ends before counter $3: the restored workload's output is not there" || return 1
-	CRIO_LOG=$out
 }

@@ -75,7 +75,8 @@ check_round() {
 
 	# Round 1: a new pod, the archive as image.
 	crio_pod "$name-r1" "$handler"
-	local m=$(argv_mark)
+	local m
+	m=$(argv_mark)
 	crio_ctr "$name-r1" "$ARCHIVES/$handler.tar"
 	argv_since "$m" | grep -E ' restore ' >/dev/null || fail "the runtime got no restore"
 	assert_continues crio_reader "$before" "$md5"

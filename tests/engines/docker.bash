@@ -12,6 +12,7 @@
 # and "runcref", the same logging wrapper around runc v1.4.4 itself: the
 # reference every test is run against too.
 
+# shellcheck disable=SC2154 # status and output are set by bats' run
 DOCKER_DIR=$ENGINES_TMP/dk
 DOCKER_SOCK=$DOCKER_DIR/d.sock
 # Debian's CLI by full path: another docker may come first on PATH.
@@ -146,5 +147,6 @@ docker_logs_clean() {
 		log "$bad"
 		return 1
 	fi
+	# shellcheck disable=SC2034 # used by the tests
 	DOCKER_LOG=$out
 }

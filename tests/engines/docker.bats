@@ -33,6 +33,7 @@ teardown() {
 
 # Runs the body of a test with runtime $1 (runcr or runcref).
 for_runtime() {
+	# shellcheck disable=SC2034 # read by docker.bash
 	DK_RUNTIME=$1
 	DK_CTR=dk-$BATS_TEST_NUMBER-$1
 }

@@ -19,6 +19,7 @@ setup() {
 	local tmp
 	tmp=$(jq --arg w "$WORKLOAD" '.process.args = ["sh", "-c", $w] | .process.terminal = false |
 		.root.readonly = false' "$B/config.json") && echo "$tmp" >"$B/config.json"
+	# shellcheck disable=SC2034 # read by helpers.bash
 	MARK=$(argv_mark)
 }
 

@@ -52,6 +52,7 @@ IMAGE_TAR=$ENGINES_TMP/busybox-image.tar
 # Debian's runc 1.1.5 (/usr/sbin), which the engine packages pull in.
 export PATH=$ENGINES_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
+# shellcheck disable=SC2034 # used by the tests
 WORKLOAD=$(grep -v '^#' "$ENGINES_DIR/workload.sh")
 
 log() {
@@ -192,7 +193,7 @@ frun() {
 
 # Parses a workload line "counter=N mem=X md5=M" into COUNTER MEM MD5.
 parse_state() {
-	COUNTER= MEM= MD5=
+	COUNTER='' MEM='' MD5=''
 	local line=$1 f
 	for f in $line; do
 		case $f in

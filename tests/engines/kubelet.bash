@@ -110,6 +110,7 @@ kl_healthz() {
 
 # kl_api METHOD PATH: the kubelet API over HTTPS in its namespace; sets
 # KL_BODY and KL_HTTP (the status code).
+# shellcheck disable=SC2034 # both are used by the tests
 kl_api() {
 	local out
 	out=$(nsenter --net="/proc/$(cat "$KL_DIR/pid")/ns/net" curl -sk -X "$1" -w '\n%{http_code}' "https://127.0.0.1:10250$2")

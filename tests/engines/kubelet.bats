@@ -82,6 +82,7 @@ check_kubelet() {
 
 	local m
 	m=$(argv_mark)
+	# shellcheck disable=SC2034 # read by kl_reader
 	KL_POD=rs
 	kl_static_pod rs "$ref"
 	assert_continues kl_reader "$before" "$md5"

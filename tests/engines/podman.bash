@@ -2,6 +2,7 @@
 # Podman-specific helpers: a private Podman (own storage root, runroot,
 # containers.conf) whose OCI runtime is runcr through the logging wrapper.
 
+# shellcheck disable=SC2154 # status and output are set by bats' run
 PODMAN_DIR=$ENGINES_TMP/podman
 
 # podman_setup [json]: writes the containers.conf. With "json", runcr is in
@@ -75,6 +76,7 @@ podman_run_workload() {
 }
 
 # Reader for wait_state/assert_continues: the workload's state via exec.
+# shellcheck disable=SC2153 # PODMAN_CTR is set by podman.bats
 podman_reader() {
 	__podman exec "$PODMAN_CTR" cat /tmp/state
 }

@@ -144,6 +144,7 @@ podman_failed_restore() {
 	[ "$status" -eq 0 ]
 	pm inspect -f '{{.Id}}' "$PODMAN_CTR"
 	local id=$output ck
+	# shellcheck disable=SC2153 # PODMAN_DIR is set by podman.bash
 	ck=$PODMAN_DIR/root/overlay-containers/$id/userdata/checkpoint
 	ls "$ck" >&2
 	local pages
@@ -166,7 +167,6 @@ podman_failed_restore() {
 	[[ "$err" != *"level=warning"* ]] || fail "podman shows a warning line instead of the cause: $err"
 	[[ "$err" == *"restore"*"failed"* ]] || fail "podman's error is not runcr's final error: $err"
 	[[ "$err" =~ pagemap|pages- ]] || fail "podman's error does not show CRIU's cause (memory pages): $err"
-	ERR=$err
 }
 
 @test "podman (runtime_supports_json): a failed restore shows runcr's cause" {
@@ -204,9 +204,9 @@ podman_failed_restore() {
 	assert_continues podman_reader "$before" "$md5"
 	# The restored workload writes to its terminal, which conmon reads
 	# through the pty master runcr sent it: the log grows.
-	local n i grown=
+	local n grown=
 	n=$(__podman logs "$PODMAN_CTR" 2>/dev/null | grep -c 'counter=')
-	for i in $(seq 30); do
+	for _ in $(seq 30); do
 		sleep 0.5
 		if [ "$(__podman logs "$PODMAN_CTR" 2>/dev/null | grep -c 'counter=')" -gt "$n" ]; then
 			grown=1

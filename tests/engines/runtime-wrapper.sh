@@ -33,6 +33,7 @@ done
 } >>"@LOG@"
 # ENGINES_ENSURE_PATH (set when the tests run): exploration aid only, gives
 # runcr a PATH when the engine passed none (Podman's kill/delete/stop do).
+# shellcheck disable=SC2157 # a placeholder, replaced when installed
 if [ -n "@ENSURE_PATH@" ] && ! printenv PATH >/dev/null; then
 	export PATH="@ENSURE_PATH@"
 fi

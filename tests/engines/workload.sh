@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # The engine tests' workload (busybox sh). It keeps a 1 MiB random string
 # (base64, ~1.4 MB) in shell memory, remembers its md5, and every half second
 # bumps an in-memory counter, re-hashes the string and writes one line,

@@ -215,6 +215,7 @@ expect_no_temp_dirs() {
 	start_workload
 	local token=$TOKEN rc=0
 	setup_pipes
+	# shellcheck disable=SC2261 # >& with a descriptor number dups stdout only
 	__runcr checkpoint --export - "$CT" | __runcr restore -d --import - "$CT-2" >&"$STDOUT_W" 2>&"$STDOUT_W" || rc=$?
 	[ "$rc" -eq 0 ] || fail "checkpoint --export - | restore --import - failed ($rc): $(tail -5 "$CT_OUT")"
 	expect_state "$CT" gone

@@ -83,6 +83,7 @@ run_is_tmpfs() {
 	# reject as stale.
 	key=$(cat /run/runcr/kdat/key)
 	echo "another-boot /usr/sbin/criu 1 1" >/run/runcr/kdat/key
+	# shellcheck disable=SC2094 # stat runs before the redirection truncates it
 	head -c "$(stat -c %s /run/runcr/kdat/criu.kdat)" /dev/urandom >/run/runcr/kdat/criu.kdat
 	runcr checkpoint --image-path ./image2 "$CT"
 	[ "$status" -eq 0 ]

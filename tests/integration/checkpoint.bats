@@ -233,10 +233,8 @@ load helpers
 	# FROZEN one would freeze the restore itself, CRIU included: a hang.
 	local RUNCR_TEST_TIMEOUT=30
 	if ! runcr_with_pipes restore -d --manage-cgroups-mode full --image-path ./image "$CT"; then
-		local f
-		for f in /sys/fs/cgroup/freezer/"$CT"/freezer.state; do
-			[ -e "$f" ] && echo THAWED >"$f"
-		done
+		local f=/sys/fs/cgroup/freezer/$CT/freezer.state
+		[ -e "$f" ] && echo THAWED >"$f"
 		fail "the restore with --manage-cgroups-mode full failed or hung"
 	fi
 	expect_state "$CT" running
@@ -253,6 +251,7 @@ load helpers
 	runcr checkpoint --image-path ./image "$CT"
 	[ "$status" -eq 0 ]
 	read_state_file
+	# shellcheck disable=SC2034 # read by runcr_with_pipes
 	local RUNCR_TEST_TIMEOUT=30
 	runcr_with_pipes restore -d --manage-cgroups-mode full --image-path ./image "$CT" && fail "restore with full mode was not refused"
 	grep -q -- '--manage-cgroups-mode full: the images in .* record the container frozen' "$CT_OUT" || fail "unclear refusal: $(tail -3 "$CT_OUT")"

@@ -51,7 +51,7 @@ checkpoint_image() {
 @test "inspect and restore refuse a zero-filled pstree, a 3 GiB sparse pagemap and a 4 GiB core in under a second, naming the file and the limit" {
 	checkpoint_image
 	local pm
-	# shellcheck disable=SC2012 # image names are plain
+	# shellcheck disable=SC2010,SC2012 # image names are plain
 	pm=$(cd "$ROOT/image" && ls pagemap-*.img | grep -v shmem | head -1)
 	cp -a "$ROOT/image" "$ROOT/pstree"
 	head -c 8 "$ROOT/image/pstree.img" >"$ROOT/pstree/pstree.img"

@@ -51,6 +51,7 @@ MANIFEST=runcr-manifest.json
 	runcr checkpoint --page-server 127.0.0.1:1 --image-path ./image "$CT"
 	[ "$status" -ne 0 ]
 	[ ! -e "./image/$MANIFEST" ] || fail "a failed checkpoint left $(cat "./image/$MANIFEST")"
+	# shellcheck disable=SC2010 # image names are plain
 	ls -a ./image | grep -q "^\.$MANIFEST" && fail "a temporary manifest was left"
 	expect_state "$CT" running
 	read_state

@@ -119,6 +119,7 @@ foreground_restore_exits_with() {
 	requires runcr
 	# A side job writes a count to fd 3 (handed in with --preserve-fds);
 	# the counter loop is the workload whose memory is checked.
+	# shellcheck disable=SC2016 # expanded by the container's shell
 	use_counter_workload '(n=0; while :; do n=$((n + 1)); echo $n >&3 || exit 1; sleep 0.1; done) &
 '
 	local a b outA=$ROOT/outA outB=$ROOT/outB token at
