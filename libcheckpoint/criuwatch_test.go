@@ -94,7 +94,7 @@ func TestWatchCriuAbortsThenKills(t *testing.T) {
 	}
 	defer func() { _ = bystander.Process.Kill(); _ = bystander.Wait() }()
 	child := readPid(t, childPidFile)
-	defer syscall.Kill(child, syscall.SIGKILL)
+	defer func() { _ = syscall.Kill(child, syscall.SIGKILL) }()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()

@@ -22,14 +22,13 @@ import (
 
 // hostState is what a host program would notice changed behind its back.
 type hostState struct {
-	env        []string
-	cwd        string
-	umask      int
-	sigMasks   string // SigIgn and SigCgt of /proc/self/status
-	subreaper  int
-	fds        []string
-	threads    int
-	goroutines int
+	env       []string
+	cwd       string
+	umask     int
+	sigMasks  string // SigIgn and SigCgt of /proc/self/status
+	subreaper int
+	fds       []string
+	threads   int
 }
 
 func readHostState(t *testing.T) hostState {

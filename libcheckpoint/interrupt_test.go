@@ -33,7 +33,8 @@ func TestStopCriuConn(t *testing.T) {
 	}
 	criuEnd.Close()
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	defer unix.Kill(readPid(t, childPidFile), unix.SIGKILL)
+	child := readPid(t, childPidFile)
+	defer func() { _ = unix.Kill(child, unix.SIGKILL) }()
 
 	stopCriuConn(criu)()
 	buf := make([]byte, 8)
