@@ -336,6 +336,7 @@ func hashFiles(dir string, names []string, want map[string]ImageFile, pre map[st
 // hf's file and covers only whole chunks of it, and tells how many.
 func (hf *hashedFile) hashedBefore(p tailedSums) int {
 	st, err := statOf(hf.f)
+	//nolint:unconvert // Stat_t.Dev and Ino are not uint64 on every GOARCH
 	if len(p.sums) == 0 || err != nil || uint64(st.Dev) != p.dev || uint64(st.Ino) != p.ino || int64(len(p.sums))*digestChunk > hf.size {
 		return 0
 	}
@@ -397,7 +398,7 @@ func hashChunk(hf *hashedFile, i int) error {
 	if err != nil {
 		return fmt.Errorf("%s: mapping bytes %d to %d: %w", hf.path, off, off+int64(n), err)
 	}
-	defer unix.Munmap(data)
+	defer func() { _ = unix.Munmap(data) }()
 	return hashMapped(hf, i, data)
 }
 

@@ -115,7 +115,7 @@ func (t *imageTail) poll(existing map[string]bool) bool {
 			}
 			tf = &tailedFile{f: f}
 			if st, err := statOf(f); err == nil {
-				tf.dev, tf.ino = uint64(st.Dev), uint64(st.Ino)
+				tf.dev, tf.ino = uint64(st.Dev), uint64(st.Ino) //nolint:unconvert // Stat_t.Dev and Ino are not uint64 on every GOARCH
 			} else {
 				tf.gone = true
 			}

@@ -37,12 +37,16 @@ func TestImageTail(t *testing.T) {
 	dir := t.TempDir()
 	data := testData(2*c + c/3)
 	// Already there when the dump starts: not followed.
-	os.WriteFile(filepath.Join(dir, "pages-9.img"), data[:c+5], 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "pages-9.img"), data[:c+5], 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tail := startImageTail(dir)
 	writeLikeCRIU(t, dir, "pages-1.img", data)
 	writeLikeCRIU(t, dir, "pages-2.img", data[:c])
 	writeLikeCRIU(t, dir, "pages-3.img", data[:c/2])
-	os.WriteFile(filepath.Join(dir, "core-1.img"), data[:4000], 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "core-1.img"), data[:4000], 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tailSettle()
 	pre := tail.finish()
 	if got := len(pre["pages-1.img"].sums); got != 2 {
@@ -97,10 +101,14 @@ func TestImageTailReplacedOrRewritten(t *testing.T) {
 	other := testData(c + c/2 + 8)[8:]
 	// Replaced: a new inode.
 	os.Remove(filepath.Join(dir, "pages-1.img"))
-	os.WriteFile(filepath.Join(dir, "pages-1.img"), other, 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "pages-1.img"), other, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// Rewritten in place below the end.
 	f, _ := os.OpenFile(filepath.Join(dir, "pages-2.img"), os.O_WRONLY, 0)
-	f.WriteAt(other[:4096], 4096)
+	if _, err := f.WriteAt(other[:4096], 4096); err != nil {
+		t.Fatal(err)
+	}
 	f.Close()
 	m := &Manifest{}
 	var err error

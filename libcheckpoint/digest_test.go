@@ -43,7 +43,7 @@ func digestedFixture(t *testing.T) (dir, config string) {
 }
 
 // flipPage inverts 4096 bytes in the middle of dir/name.
-func flipPage(t *testing.T, dir, name string) {
+func flipPage(t *testing.T, dir, name string) { //nolint:unparam // any image; the tests happen to pick one
 	t.Helper()
 	path := filepath.Join(dir, name)
 	data, err := os.ReadFile(path)
@@ -425,7 +425,9 @@ func TestDigestDefinition(t *testing.T) {
 		h := newImageHasher()
 		for len(data) > 0 {
 			k := min(len(data), 1+len(data)%(3*mib+5))
-			h.Write(data[:k])
+			if _, err := h.Write(data[:k]); err != nil {
+				t.Fatal(err)
+			}
 			data = data[k:]
 		}
 		if f := h.file(); f.Digest != w || f.Size != got[name].Size {
@@ -438,8 +440,12 @@ func TestDigestDefinition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteAt(all[:4*mib], 0)
-	f.WriteAt(all[c:c+4*mib], c)
+	if _, err := f.WriteAt(all[:4*mib], 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(all[c:c+4*mib], c); err != nil {
+		t.Fatal(err)
+	}
 	f.Close()
 	data, _ := os.ReadFile(sparse)
 	hf, _, err := openHashed(dir, "pages-sparse.img", nil)
@@ -461,12 +467,15 @@ func TestDigestDefinition(t *testing.T) {
 // Any 4096 bytes flipped are found: at the start, middle and end of a
 // chunk, across two, in the last partial chunk, in a small (read) file.
 func TestVerifyFindsEveryFlippedPage(t *testing.T) {
-	const mib = 1 << 20
 	dir := t.TempDir()
 	const c = digestChunk
 	big, small := testData(2*c+c/2+8192), testData(100000)
-	os.WriteFile(filepath.Join(dir, "pages-1.img"), big, 0o600)
-	os.WriteFile(filepath.Join(dir, "core-1.img"), small, 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "pages-1.img"), big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "core-1.img"), small, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	m := &Manifest{}
 	var err error
 	if m.Images, err = DigestImages(dir); err != nil {
@@ -493,23 +502,33 @@ func TestVerifyFindsEveryFlippedPage(t *testing.T) {
 			t.Fatal(err)
 		}
 		page := make([]byte, 4096)
-		f.ReadAt(page, tc.off)
+		if _, err := f.ReadAt(page, tc.off); err != nil {
+			t.Fatal(err)
+		}
 		flipped := make([]byte, 4096)
 		for i := range page {
 			flipped[i] = page[i] ^ 0xff
 		}
-		f.WriteAt(flipped, tc.off)
+		if _, err := f.WriteAt(flipped, tc.off); err != nil {
+			t.Fatal(err)
+		}
 		err = VerifyImages(dir, m)
 		if !errors.Is(err, ErrDamagedImage) || !strings.Contains(err.Error(), path+": its content changed") {
 			t.Errorf("%s flipped at %d: %v", tc.file, tc.off, err)
 		}
 		// One bit is found too.
-		f.WriteAt(page, tc.off)
-		f.WriteAt([]byte{page[7] ^ 0x10}, tc.off+7)
+		if _, err := f.WriteAt(page, tc.off); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte{page[7] ^ 0x10}, tc.off+7); err != nil {
+			t.Fatal(err)
+		}
 		if err := VerifyImages(dir, m); !errors.Is(err, ErrDamagedImage) {
 			t.Errorf("%s one bit flipped at %d: %v", tc.file, tc.off+7, err)
 		}
-		f.WriteAt(page, tc.off)
+		if _, err := f.WriteAt(page, tc.off); err != nil {
+			t.Fatal(err)
+		}
 		f.Close()
 		if err := VerifyImages(dir, m); err != nil {
 			t.Fatalf("restored: %v", err)
@@ -517,7 +536,9 @@ func TestVerifyFindsEveryFlippedPage(t *testing.T) {
 	}
 	// Two chunks swapped: each intact, in the wrong place.
 	swapped := slices.Concat(big[c:2*c], big[:c], big[2*c:])
-	os.WriteFile(filepath.Join(dir, "pages-1.img"), swapped, 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "pages-1.img"), swapped, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := VerifyImages(dir, m); !errors.Is(err, ErrDamagedImage) || !strings.Contains(err.Error(), "content changed") {
 		t.Errorf("chunks swapped: %v", err)
 	}
@@ -617,12 +638,16 @@ func TestDigestFileShrinksWhileMapped(t *testing.T) {
 	}
 	hf.f.Close()
 	// As restore meets it: of another size, named.
-	os.WriteFile(path, testData(2*c+c/2), 0o600)
+	if err := os.WriteFile(path, testData(2*c+c/2), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	m := &Manifest{}
 	if m.Images, err = DigestImages(dir); err != nil {
 		t.Fatal(err)
 	}
-	os.Truncate(path, c+c/4)
+	if err := os.Truncate(path, c+c/4); err != nil {
+		t.Fatal(err)
+	}
 	if err := VerifyImages(dir, m); !errors.Is(err, ErrDamagedImage) || !strings.Contains(err.Error(), fmt.Sprintf("%s is %d bytes", path, c+c/4)) {
 		t.Errorf("truncated: %v", err)
 	}
@@ -634,13 +659,19 @@ func TestDigestBoundedMemory(t *testing.T) {
 	const mib = 1 << 20
 	dir := t.TempDir()
 	data := testData(64 * mib)
-	os.WriteFile(filepath.Join(dir, "pages-1.img"), data, 0o600)
+	if err := os.WriteFile(filepath.Join(dir, "pages-1.img"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 50 {
-		os.WriteFile(filepath.Join(dir, fmt.Sprintf("core-%d.img", i)), data[:1000*i], 0o600)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("core-%d.img", i)), data[:1000*i], 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// A sparse file, read through the buffer.
 	f, _ := os.Create(filepath.Join(dir, "pages-2.img"))
-	f.Truncate(32 << 20)
+	if err := f.Truncate(32 << 20); err != nil {
+		t.Fatal(err)
+	}
 	f.Close()
 	var m Manifest
 	var err error

@@ -66,7 +66,6 @@ type Restored struct {
 // container is not bounded by it. opts.Stdio are the container's stdio
 // and opts.OnRestored is told of the restore once it is done.
 func (rt *Runtime) Restore(ctx context.Context, id string, opts RestoreOptions) (_ int, err error) {
-
 	if err := opts.Validate(); err != nil {
 		return -1, err
 	}
