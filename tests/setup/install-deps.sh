@@ -28,11 +28,12 @@ SCRIPT_NAME=install-deps
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_root "it installs Debian packages and binaries into /usr/local"
 
-# Debian packages: runtime tools for tests, plus CRIU's and runc's build deps.
+# Debian packages: runtime tools for tests, shellcheck for make lint, plus
+# CRIU's and runc's build deps.
 PACKAGES=(
 	iptables busybox-static bats jq gawk iproute2 procps psmisc util-linux
 	libseccomp-dev pkg-config build-essential git xz-utils ca-certificates
-	socat go-md2man hyperfine time linux-perf zstd
+	socat go-md2man hyperfine time linux-perf zstd shellcheck
 	# CRIU build dependencies (bookworm's -dev packages)
 	libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 	python3-protobuf libnl-3-dev libnl-route-3-dev libcap-dev libnet1-dev
