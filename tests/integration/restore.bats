@@ -158,7 +158,9 @@ fd_count_above() {
 	# SIGKILL when its parent thread dies (tini -p does this); CRIU
 	# restores the setting, and the restored init's parent is the thread
 	# of runcr that started CRIU.
-	set_args /memhog -mib 16 -seed 3 -state /tmp/hog -pdeathsig 9
+	# Set once `runc run -d` has surely exited: set before, runc's exit
+	# would fire it (a race that load decides).
+	set_args sh -c 'sleep 1; exec /memhog -mib 16 -seed 3 -state /tmp/hog -pdeathsig 9'
 	run_detached
 	wait_for 100 0.1 test -s "$BUNDLE/rootfs/tmp/hog" || fail "memhog never got ready"
 	local token
