@@ -1,8 +1,3 @@
-// Package libcheckpoint checkpoints and restores OCI containers managed by
-// runc's libcontainer, using CRIU. It owns the meaning of every checkpoint
-// and restore option, validates them, and maps them onto
-// libcontainer.CriuOpts in one place; the runcr command line only parses
-// flags into these types and prints results.
 package libcheckpoint
 
 import (
