@@ -80,6 +80,9 @@ const (
 	// digestChunk is the span of a file hashed on its own: part of the
 	// digest's definition, never to change.
 	digestChunk = 64 << 20
+	// digestWindow: the part of a mapped chunk hashed before it is
+	// dropped from the mapping.
+	digestWindow = 16 << 20
 	// digestMmapMin: files at least this big are mapped, smaller ones
 	// read (a mapping costs more than it saves on a small file).
 	digestMmapMin = 1 << 20
@@ -415,7 +418,16 @@ func hashMapped(hf *hashedFile, i int, data []byte) (err error) {
 			err = fmt.Errorf("%s: reading bytes %d to %d faulted: the file shrank while it was read", hf.path, off, off+int64(len(data)))
 		}
 	}()
-	hf.sums[i] = xxh3.Hash(data)
+	// In windows, each dropped from the mapping once hashed: the pages
+	// stay in the page cache, but runcr's resident set holds one window
+	// per worker, not a whole chunk.
+	h := xxh3.New()
+	for w := 0; w < len(data); w += digestWindow {
+		win := data[w:min(len(data), w+digestWindow)]
+		_, _ = h.Write(win)
+		_ = unix.Madvise(win, unix.MADV_DONTNEED)
+	}
+	hf.sums[i] = h.Sum64()
 	return nil
 }
 
