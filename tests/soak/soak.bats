@@ -102,7 +102,8 @@ resources() {
 		index($4, c "/") || $5 == n { k++ } END { print k + 0 }' /proc/self/mountinfo)
 	cgroups=$(find /sys/fs/cgroup -maxdepth 5 -type d -name "$CT" 2>/dev/null | wc -l)
 	for p in $(ct_procs); do
-		n=$(find "/proc/$p/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+		# Not the echo loop's /tmp/echo.new, open for an instant each line.
+		n=$(find "/proc/$p/fd" -mindepth 1 -maxdepth 1 ! -lname '*/echo.new' 2>/dev/null | wc -l)
 		procs=$((procs + 1)) fds=$((fds + n))
 	done
 	state=$(find "$STATE" -mindepth 1 -maxdepth 2 | wc -l)
