@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 
+	"github.com/opencontainers/runc/libcontainer/utils"
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -186,10 +187,7 @@ func reap(pid1 int) (int, bool) {
 			return 0, false
 		}
 		if pid == pid1 {
-			if ws.Signaled() {
-				return 128 + int(ws.Signal()), true
-			}
-			return ws.ExitStatus(), true
+			return utils.ExitStatus(ws), true
 		}
 	}
 }

@@ -45,18 +45,25 @@ const criuProbeTimeout = 30 * time.Second
 // killed: a working one undoes a dump or restore in well under a second.
 const criuKillGrace = 5 * time.Second
 
-// runCriuProbe runs a short CRIU command and returns its combined output,
-// bounded by ctx and by criuProbeTimeout: CRIU runs in a process group of
-// its own, killed whole when the time is up, so that a child it left
-// holding the output pipe can't keep the caller waiting (or stay behind).
-// A probe that ran out of time returns an error wrapping ErrCriuTimeout.
-func runCriuProbe(ctx context.Context, criu string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, criuProbeTimeout)
-	defer cancel()
+// criuCommand is a short CRIU command bounded by ctx and by timeout
+// (ended by the returned cancel): CRIU runs in a process group of its
+// own, killed whole when the time is up, so that a child it left holding
+// the output pipe can't keep the caller waiting (or stay behind).
+func criuCommand(ctx context.Context, timeout time.Duration, criu string, args ...string) (*exec.Cmd, context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	cmd := exec.CommandContext(ctx, criu, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
+	return cmd, ctx, cancel
+}
+
+// runCriuProbe runs a CRIU probe (criuCommand, criuProbeTimeout) and
+// returns its combined output. A probe that ran out of time returns an
+// error wrapping ErrCriuTimeout.
+func runCriuProbe(ctx context.Context, criu string, args ...string) ([]byte, error) {
+	cmd, ctx, cancel := criuCommand(ctx, criuProbeTimeout, criu, args...)
+	defer cancel()
 	out, err := cmd.CombinedOutput()
 	if err != nil && ctx.Err() != nil {
 		return out, criuTimeoutError(context.Cause(ctx), "`"+criu+" "+strings.Join(args, " ")+"`")

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -346,14 +345,8 @@ func checkCriuBinary(ctx context.Context, path string) error {
 	if err := unix.Access(path, unix.X_OK); err != nil {
 		return invalid("criu", "%s: %v; give the path of an executable criu binary", path, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, criuAnswerTimeout)
+	cmd, ctx, cancel := criuCommand(ctx, criuAnswerTimeout, path, "--version")
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, "--version")
-	// Its own process group, killed whole: a child it left holding the
-	// output pipe can't keep us (or stay behind).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
 	out, err := cmd.Output()
 	switch {
 	case ctx.Err() != nil:
