@@ -20,6 +20,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/zeebo/xxh3"
 	"golang.org/x/sys/unix"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
 // Image digests. A complete manifest written since runcr records every
@@ -351,7 +353,7 @@ func (hf *hashedFile) hashedBefore(p tailedSums) int {
 // (the error), or its size is not the one want records (that size).
 func openHashed(dir, name string, want map[string]ImageFile) (*hashedFile, int64, error) {
 	path := filepath.Join(dir, name)
-	f, err := openImage(path)
+	f, err := fsutil.OpenRegular(path)
 	if err != nil {
 		return nil, 0, err
 	}

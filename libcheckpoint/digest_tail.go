@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
 // imageTail hashes the memory images (pages-*.img) while CRIU writes
@@ -109,7 +111,7 @@ func (t *imageTail) poll(existing map[string]bool) bool {
 		}
 		tf := t.files[name]
 		if tf == nil {
-			f, err := openImage(filepath.Join(t.dir, name))
+			f, err := fsutil.OpenRegular(filepath.Join(t.dir, name))
 			if err != nil {
 				continue
 			}

@@ -15,6 +15,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
 // CRIU freezes a container by writing FROZEN to its freezer and reading the
@@ -152,7 +154,7 @@ func recordThawed(dir string) error {
 		return nil
 	}
 	path := filepath.Join(dir, "cgroup.img")
-	if err := replaceFile(path, func(f *os.File) error { return crit.New(nil, f, "", false, false).Encode(img) }); err != nil {
+	if err := fsutil.ReplaceFile(path, func(f *os.File) error { return crit.New(nil, f, "", false, false).Encode(img) }); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil

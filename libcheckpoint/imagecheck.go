@@ -12,6 +12,8 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
 // checkPagesComplete refuses images whose memory is cut short: every
@@ -50,7 +52,7 @@ func checkPagesComplete(dir string) error {
 // numbers, then a PagemapHead and PagemapEntry messages, each after its
 // 32-bit length; it is streamed within the PAGEMAP limits (imageLimits).
 func pagesInMap(path string, pageSize uint64) (id uint32, size uint64, err error) {
-	f, err := openImage(path)
+	f, err := fsutil.OpenRegular(path)
 	if err != nil {
 		return 0, 0, err
 	}

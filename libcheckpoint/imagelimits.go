@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"sync"
-	"syscall"
 
 	"github.com/checkpoint-restore/go-criu/v7/magic"
 )
@@ -71,25 +70,6 @@ func limitFor(want string) imageLimit {
 
 // criuMagics is go-criu's table of image magics, built once.
 var criuMagics = sync.OnceValue(magic.LoadMagic)
-
-// openImage opens an image file for reading without blocking on a FIFO
-// (a hostile directory may hold one under an image's name) and refuses
-// anything but a regular file.
-func openImage(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
 
 // imageScanner streams the entries of one CRIU image within its limits.
 type imageScanner struct {

@@ -26,6 +26,8 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	critstats "github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
 // ErrBadImage: an image file of a checkpoint is missing, truncated or not
@@ -368,7 +370,7 @@ const maxArgsPagemapEntries = 1 << 16
 // magic want, within its limits (imageLimits), to fn; an error from fn or
 // from the framing becomes an ErrBadImage naming the file.
 func scanImage(dir, name, want string, fn func(msg []byte) error) error {
-	f, err := openImage(filepath.Join(dir, name))
+	f, err := fsutil.OpenRegular(filepath.Join(dir, name))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%w: %s: missing (%w)", ErrBadImage, filepath.Join(dir, name), os.ErrNotExist)
@@ -413,7 +415,7 @@ func decodeImage(dir, name, want string, entryType proto.Message) ([]proto.Messa
 // reads) and turns a panic in crit into an error. A missing file gives an
 // error that is also os.ErrNotExist.
 func decodeCriuImage(dir, name, want string, entryType proto.Message) (_ *crit.CriuImage, err error) {
-	f, err := openImage(filepath.Join(dir, name))
+	f, err := fsutil.OpenRegular(filepath.Join(dir, name))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s: missing (%w)", ErrBadImage, filepath.Join(dir, name), os.ErrNotExist)

@@ -19,6 +19,8 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
 // ManifestFile is the name of the manifest runcr writes into every image
@@ -171,7 +173,7 @@ func manifestOptions(o CheckpointOptions) ManifestOptions {
 // ReadManifest reads dir's manifest. A directory without one (as runc
 // makes them) gives (nil, nil).
 func ReadManifest(dir string) (*Manifest, error) {
-	f, err := openImage(filepath.Join(dir, ManifestFile))
+	f, err := fsutil.OpenRegular(filepath.Join(dir, ManifestFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -214,38 +216,13 @@ func writeManifest(dir string, m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	if err := replaceFile(filepath.Join(dir, ManifestFile), func(f *os.File) error {
+	if err := fsutil.ReplaceFile(filepath.Join(dir, ManifestFile), func(f *os.File) error {
 		_, err := f.Write(append(data, '\n'))
 		return err
 	}); err != nil {
 		return fmt.Errorf("writing the manifest in %s: %w", dir, err)
 	}
 	return nil
-}
-
-// replaceFile replaces path, atomically, with what write puts in a new
-// private (0600) file beside it, synced before the rename; on failure the
-// new file is removed and path is left as it was.
-func replaceFile(path string, write func(*os.File) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	err = write(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }
 
 // fileDigest returns "sha256:<hex>" of a file's content.
