@@ -18,6 +18,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
 // A runcr archive (checkpoint --export, restore --import) is one tar
@@ -44,7 +46,7 @@ const (
 var compressions = []Compression{CompressZstd, CompressGzip, CompressNone}
 
 // ArchiveConfigFile is the name of the bundle's config.json in an archive.
-const ArchiveConfigFile = "config.json"
+const ArchiveConfigFile = manifest.BundleConfigFile
 
 // ErrBadArchive: the file given to --import is not an archive that
 // `runcr checkpoint --export` wrote, or is damaged or hostile. The error
@@ -55,8 +57,6 @@ const (
 	// maxArchiveEntries bounds the files an import creates: a checkpoint
 	// has a few files per process.
 	maxArchiveEntries = 100000
-	// maxManifestSize bounds the manifest read into memory.
-	maxManifestSize = 16 << 20
 	// maxTrailer is how much may follow the tar stream's end inside the
 	// compressed stream (tar pads to a record; nothing else is expected).
 	maxTrailer = 1 << 20
@@ -368,7 +368,7 @@ func importArchiveBudget(r io.Reader, targetDir string, budget *importBudget) (_
 	tr := tar.NewReader(dr)
 	buf := make([]byte, importBufSize)
 	var (
-		manifest *Manifest
+		imported *Manifest
 		last     string // the last entry read
 		first    = true
 		// digests of the unpacked files, to check against the manifest's
@@ -404,7 +404,7 @@ func importArchiveBudget(r io.Reader, targetDir string, budget *importBudget) (_
 			continue
 		}
 		first = false
-		if manifest != nil {
+		if imported != nil {
 			return nil, bad("follows %s, which must be the last entry", ManifestFile)
 		}
 		switch hdr.Typeflag {
@@ -436,11 +436,11 @@ func importArchiveBudget(r io.Reader, targetDir string, budget *importBudget) (_
 			if err != nil {
 				return nil, bad("%v (the file is truncated or corrupt)", err)
 			}
-			if manifest, err = DecodeManifest(data); err != nil {
+			if imported, err = DecodeManifest(data); err != nil {
 				return nil, bad("%v", err)
 			}
-			if manifest.State != ManifestComplete {
-				return nil, fmt.Errorf("%w: %w: entry %q: the checkpoint of %q never finished", ErrBadArchive, ErrIncompleteCheckpoint, hdr.Name, manifest.ContainerID)
+			if imported.State != ManifestComplete {
+				return nil, fmt.Errorf("%w: %w: entry %q: the checkpoint of %q never finished", ErrBadArchive, ErrIncompleteCheckpoint, hdr.Name, imported.ContainerID)
 			}
 			if err := writeNew(root, name, bytes.NewReader(data), buf, nil); err != nil {
 				return nil, bad("%v", err)
@@ -449,9 +449,9 @@ func importArchiveBudget(r io.Reader, targetDir string, budget *importBudget) (_
 			last = hdr.Name
 			continue
 		}
-		h := newImageHasher()
+		h := manifest.NewImageHasher()
 		err = writeNew(root, name, tr, buf, h)
-		digests[name] = h.file()
+		digests[name] = h.File()
 		if errors.Is(err, os.ErrExist) {
 			return nil, bad("would overwrite %s (a duplicate entry)", filepath.Join(targetDir, name))
 		}
@@ -461,10 +461,10 @@ func importArchiveBudget(r io.Reader, targetDir string, budget *importBudget) (_
 		}
 		last = hdr.Name
 	}
-	if manifest == nil {
+	if imported == nil {
 		return nil, fmt.Errorf("%w: no %s after %s: not an archive made by `runcr checkpoint --export`, or it is truncated", ErrBadArchive, ManifestFile, entryDesc(last))
 	}
-	if err := checkDigests(targetDir, manifest, digests); err != nil {
+	if err := manifest.CheckDigests(targetDir, imported, digests); err != nil {
 		return nil, err
 	}
 	// Read to the end of the compressed stream, where gzip and zstd
@@ -474,7 +474,7 @@ func importArchiveBudget(r io.Reader, targetDir string, budget *importBudget) (_
 	} else if n > maxTrailer {
 		return nil, fmt.Errorf("%w: more than %d bytes follow the end of the tar stream", ErrBadArchive, maxTrailer)
 	}
-	return manifest, nil
+	return imported, nil
 }
 
 // entryDesc names an entry in an error; "" is the archive's start.

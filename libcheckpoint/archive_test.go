@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
 // imageFixture makes an image directory as a checkpoint leaves it (a few
@@ -41,7 +43,7 @@ func imageFixture(t testing.TB) (dir, config string, want map[string][]byte) {
 		}
 	}
 	m := &Manifest{Version: ManifestVersion, State: ManifestComplete, ContainerID: "ct1", Bundle: "/srv/bundle", Created: time.Now().UTC()}
-	if err := writeManifest(dir, m); err != nil {
+	if err := manifest.Write(dir, m); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
@@ -151,7 +153,7 @@ func TestExportRefuses(t *testing.T) {
 	os.Remove(filepath.Join(dir, "parent"))
 	m, _ := ReadManifest(dir)
 	m.State = ManifestIncomplete
-	if err := writeManifest(dir, m); err != nil {
+	if err := manifest.Write(dir, m); err != nil {
 		t.Fatal(err)
 	}
 	if err := ExportArchive(dir, config, &buf, CompressNone); !errors.Is(err, ErrIncompleteCheckpoint) {

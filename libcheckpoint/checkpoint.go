@@ -13,6 +13,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
 // CheckpointResult says what a successful checkpoint produced.
@@ -99,8 +101,8 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 	res := &CheckpointResult{ImagePath: criuOpts.ImagesDirectory, LogPath: logPath(criuOpts, "dump.log")}
 	// An "incomplete" manifest first: if runcr is killed during the dump,
 	// it stays and restore refuses the half-written images.
-	manifest := rt.newManifest(container, opts)
-	if err := writeManifest(res.ImagePath, manifest); err != nil {
+	record := rt.newManifest(container, opts)
+	if err := manifest.Write(res.ImagePath, record); err != nil {
 		return nil, invalid("image-path", "%v", err)
 	}
 	guard := newDumpGuard(filepath.Join(rt.root(), id), session.criuPath)
@@ -121,10 +123,10 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 	// memory images are hashed as CRIU writes them (digest_tail.go). One
 	// that runs on only pauses while frozen: hashed once thawed. Not a
 	// page server's (see below).
-	var tail *imageTail
+	var tail *manifest.ImageTail
 	if opts.PageServer == "" && !opts.LeaveRunning && !opts.PreDump {
-		tail = startImageTail(res.ImagePath)
-		defer tail.finish()
+		tail = manifest.StartImageTail(res.ImagePath, logrus.Debugf)
+		defer tail.Finish()
 	}
 	stopWatch := session.watch(ctx, guard.abort)
 	// The images hold the container's memory, secrets included: CRIU
@@ -152,11 +154,11 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 		// Restored, the container must run, as it did before runcr froze it.
 		warnIf(recordThawed(res.ImagePath), "container %q will be restored frozen from %s (resume it then)", id, res.ImagePath)
 	}
-	manifest.State = ManifestComplete
-	manifest.Completed = time.Now().UTC()
-	manifest.Versions.CRIU = criuVersionFromLog(res.LogPath)
+	record.State = ManifestComplete
+	record.Completed = time.Now().UTC()
+	record.Versions.CRIU = criuVersionFromLog(res.LogPath)
 	if st, err := ReadDumpStats(res.ImagePath); err == nil {
-		manifest.DumpStats = st
+		record.DumpStats = st
 	} else {
 		logrus.Debugf("no CRIU dump statistics: %v", err)
 	}
@@ -175,19 +177,19 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 	var images map[string]ImageFile
 	var derr error
 	if opts.PageServer == "" {
-		images, derr = digestImages(res.ImagePath, tail.finish())
+		images, derr = manifest.DigestImagesTailed(res.ImagePath, tail.Finish())
 	}
 	if derr != nil {
 		// The dump is good; it is only not protected by digests.
 		logrus.Warnf("checkpoint of container %q: hashing its images in %s failed: %v; the manifest records no digests, so restore cannot check them", id, res.ImagePath, derr)
 		images = nil
 	}
-	manifest.Images = images
+	record.Images = images
 	for _, f := range images {
-		manifest.ImagesSize += f.Size
+		record.ImagesSize += f.Size
 	}
-	logrus.Debugf("hashing %d bytes of images took %v", manifest.ImagesSize, time.Since(digestStart))
-	if err := writeManifest(res.ImagePath, manifest); err != nil {
+	logrus.Debugf("hashing %d bytes of images took %v", record.ImagesSize, time.Since(digestStart))
+	if err := manifest.Write(res.ImagePath, record); err != nil {
 		// The dump is good, but without a complete manifest restore would
 		// refuse it: keep the container rather than destroy it.
 		if !keepsRunning {
@@ -195,7 +197,7 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 		}
 		return nil, fmt.Errorf("container %q was dumped but %w; the container was left running", id, err)
 	}
-	res.Manifest = manifest
+	res.Manifest = record
 	if !keepsRunning {
 		// CRIU has killed the processes; drop the state and cgroups.
 		if err := container.Destroy(); err != nil {
@@ -205,7 +207,7 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 		}
 	}
 	if export != nil {
-		if err := export.write(res.ImagePath, bundleConfig(manifest), opts.Compress, opts.Progress); err != nil {
+		if err := export.write(res.ImagePath, bundleConfig(record), opts.Compress, opts.Progress); err != nil {
 			return nil, &ExportError{Archive: export.path, ImagePath: res.ImagePath, ContainerID: id, LeftRunning: opts.LeaveRunning, Err: err}
 		}
 		res.Archive = export.path
@@ -256,12 +258,12 @@ func (rt *Runtime) newManifest(c *libcontainer.Container, opts CheckpointOptions
 	}
 	if m.Bundle != "" {
 		path := filepath.Join(m.Bundle, "config.json")
-		if d, err := fileDigest(path); err == nil {
+		if d, err := manifest.FileDigest(path); err == nil {
 			m.ConfigDigest = d
 		} else {
 			logrus.Debugf("no digest of the bundle's config.json: %v", err)
 		}
-		if shape, err := configShape(path); err == nil {
+		if shape, err := manifest.ReadConfigShape(path); err == nil {
 			m.ConfigShape = shape
 		}
 	}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
+
+	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
 // Container engines export checkpoints in another layout than runcr's
@@ -737,7 +739,7 @@ func verifyDir(dir string) (*VerifyReport, error) {
 	if err := VerifyImages(dir, m); err != nil {
 		return nil, err
 	}
-	return &VerifyReport{Files: len(m.Images), Bytes: m.ImagesSize, Algorithm: digestAlgorithms(m)}, nil
+	return &VerifyReport{Files: len(m.Images), Bytes: m.ImagesSize, Algorithm: manifest.DigestAlgorithms(m)}, nil
 }
 
 // InspectPathWith is InspectPath with options.

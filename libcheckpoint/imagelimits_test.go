@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +15,8 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/testutil"
 )
 
 // hugeImage makes dir/name a sparse file of size bytes that starts with
@@ -33,33 +34,6 @@ func hugeImage(t *testing.T, dir, name, magic string, size int64) {
 	if err := os.Truncate(path, size); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// bounded runs f and fails unless it returned within a second, having
-// allocated less than 64 MiB.
-func bounded(t *testing.T, what string, f func() error) error {
-	t.Helper()
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	start := time.Now()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s: still running after 10 s", what)
-	}
-	d := time.Since(start)
-	runtime.ReadMemStats(&after)
-	if d > time.Second {
-		t.Errorf("%s took %v, want < 1 s", what, d)
-	}
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
-		t.Errorf("%s allocated %d MiB, want < 64", what, alloc>>20)
-	}
-	return err
 }
 
 // Each measured pathological image of the issue, as inspect, restore's
@@ -85,7 +59,7 @@ func TestPathologicalImagesRefusedFast(t *testing.T) {
 			dir := t.TempDir()
 			craftCheckpoint(t, dir, "/data/log.txt")
 			hugeImage(t, dir, tc.file, tc.magic, tc.size)
-			err := bounded(t, "inspect", func() error { _, err := Inspect(dir); return err })
+			err := testutil.Bounded(t, "inspect", func() error { _, err := Inspect(dir); return err })
 			if !errors.Is(err, ErrBadImage) || !strings.Contains(err.Error(), filepath.Join(dir, tc.file)) ||
 				!strings.Contains(err.Error(), "runcr's limit") || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("inspect: got %v, want ErrBadImage naming %s and %q", err, tc.file, tc.want)
@@ -93,7 +67,7 @@ func TestPathologicalImagesRefusedFast(t *testing.T) {
 			if tc.magic != "PAGEMAP" {
 				return
 			}
-			err = bounded(t, "restore's pages check", func() error { return checkPagesComplete(dir) })
+			err = testutil.Bounded(t, "restore's pages check", func() error { return checkPagesComplete(dir) })
 			if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), tc.file) || !strings.Contains(err.Error(), "runcr's limit") {
 				t.Fatalf("checkPagesComplete: got %v, want a refusal naming %s and the limit", err, tc.file)
 			}
@@ -104,12 +78,12 @@ func TestPathologicalImagesRefusedFast(t *testing.T) {
 func TestPathologicalCgroupAndMountImages(t *testing.T) {
 	dir := t.TempDir()
 	hugeImage(t, dir, "cgroup.img", "CGROUP", 4<<30)
-	err := bounded(t, "cgroup.img", func() error { _, err := decodeCgroupImage(dir); return err })
+	err := testutil.Bounded(t, "cgroup.img", func() error { _, err := decodeCgroupImage(dir); return err })
 	if !errors.Is(err, ErrBadImage) || !strings.Contains(err.Error(), "cgroup.img") || !strings.Contains(err.Error(), "runcr's limit") {
 		t.Fatalf("cgroup.img: got %v", err)
 	}
 	hugeImage(t, dir, "mountpoints-12.img", "MNTS", 1<<40)
-	err = bounded(t, "mountpoints", func() error { return checkImageMountKeys(dir) })
+	err = testutil.Bounded(t, "mountpoints", func() error { return checkImageMountKeys(dir) })
 	if !errors.Is(err, ErrBadImage) || !strings.Contains(err.Error(), "mountpoints-12.img") || !strings.Contains(err.Error(), "runcr's limit") {
 		t.Fatalf("mountpoints: got %v", err)
 	}
@@ -194,18 +168,18 @@ func TestImageFIFORefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err = bounded(t, "inspect", func() error { _, err := Inspect(dir); return err })
+	err = testutil.Bounded(t, "inspect", func() error { _, err := Inspect(dir); return err })
 	if err == nil || !strings.Contains(err.Error(), "pstree.img") || !strings.Contains(err.Error(), "not a regular file") {
 		t.Fatalf("inspect: %v", err)
 	}
-	err = bounded(t, "verify", func() error { return VerifyImages(dir, m) })
+	err = testutil.Bounded(t, "verify", func() error { return VerifyImages(dir, m) })
 	if !errors.Is(err, ErrDamagedImage) || !strings.Contains(err.Error(), "not a regular file") {
 		t.Fatalf("verify: %v", err)
 	}
 	if err := syscall.Mkfifo(filepath.Join(dir, ManifestFile), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err = bounded(t, "manifest", func() error { _, err := ReadManifest(dir); return err })
+	err = testutil.Bounded(t, "manifest", func() error { _, err := ReadManifest(dir); return err })
 	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Fatalf("manifest: %v", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
 // Imports are bounded by what they claim. An archive runcr writes starts
@@ -25,7 +27,7 @@ import (
 
 // ArchiveSizesFile is the first entry of the archives runcr writes: JSON
 // ArchiveSizes. It is read, not unpacked.
-const ArchiveSizesFile = ".runcr-sizes.json"
+const ArchiveSizesFile = manifest.SizesFile
 
 // ArchiveSizes declares an archive's entries.
 type ArchiveSizes struct {

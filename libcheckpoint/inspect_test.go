@@ -27,6 +27,8 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
 var (
@@ -285,7 +287,7 @@ func TestInspectManifest(t *testing.T) {
 		Options:   ManifestOptions{LeaveRunning: true},
 		DumpStats: &DumpStats{FrozenTime: 12000, PagesWritten: 7},
 	}
-	if err := writeManifest(dir, m); err != nil {
+	if err := manifest.Write(dir, m); err != nil {
 		t.Fatal(err)
 	}
 	ins, err := Inspect(dir)

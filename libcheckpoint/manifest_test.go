@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
 func TestDecodeManifest(t *testing.T) {
@@ -47,7 +49,7 @@ func TestWriteManifestRoundTripPrivate(t *testing.T) {
 		Options:   ManifestOptions{TCPEstablished: true, EmptyNamespaces: []string{"network"}},
 		DumpStats: &DumpStats{FrozenTime: 42, PagesWritten: 7},
 	}
-	if err := writeManifest(dir, want); err != nil {
+	if err := manifest.Write(dir, want); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(filepath.Join(dir, ManifestFile))
@@ -86,7 +88,7 @@ func TestApplyManifest(t *testing.T) {
 	write := func(m Manifest) {
 		t.Helper()
 		m.Version = ManifestVersion
-		if err := writeManifest(images, &m); err != nil {
+		if err := manifest.Write(images, &m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -186,13 +188,13 @@ func TestWarnIfConfigChanged(t *testing.T) {
 	write(atCheckpoint)
 	m := &Manifest{ContainerID: "c"}
 	var err error
-	if m.ConfigDigest, err = fileDigest(path); err != nil {
+	if m.ConfigDigest, err = manifest.FileDigest(path); err != nil {
 		t.Fatal(err)
 	}
-	if m.ConfigSpecDigest, err = configSpecDigest(path); err != nil {
+	if m.ConfigSpecDigest, err = manifest.ConfigSpecDigest(path); err != nil {
 		t.Fatal(err)
 	}
-	if m.ConfigShape, err = configShape(path); err != nil {
+	if m.ConfigShape, err = manifest.ReadConfigShape(path); err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder

@@ -18,6 +18,8 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
 // Stdio is what a restored container's standard streams are connected to:
@@ -301,11 +303,11 @@ func warnIfConfigChanged(m *Manifest, bundle string) {
 	}
 	path := filepath.Join(bundle, "config.json")
 	if m.ConfigShape != nil {
-		now, err := configShape(path)
+		now, err := manifest.ReadConfigShape(path)
 		if err != nil {
 			return // loadSpec reports an unreadable config
 		}
-		if d := m.ConfigShape.differences(now); len(d) > 0 {
+		if d := m.ConfigShape.Differences(now); len(d) > 0 {
 			logrus.Warnf("%s changed since the checkpoint of %q in what CRIU restores (%s); restoring with it as it is now", path, m.ContainerID, strings.Join(d, "; "))
 		}
 		return
@@ -313,12 +315,12 @@ func warnIfConfigChanged(m *Manifest, bundle string) {
 	if m.ConfigDigest == "" {
 		return
 	}
-	d, err := fileDigest(path)
+	d, err := manifest.FileDigest(path)
 	if err != nil || d == m.ConfigDigest {
 		return
 	}
 	if m.ConfigSpecDigest != "" {
-		if sd, err := configSpecDigest(path); err == nil && sd == m.ConfigSpecDigest {
+		if sd, err := manifest.ConfigSpecDigest(path); err == nil && sd == m.ConfigSpecDigest {
 			logrus.Debugf("%s differs from the checkpoint's only in the paths of namespaces to join", path)
 			return
 		}

@@ -1,4 +1,4 @@
-package libcheckpoint
+package manifest
 
 import (
 	"os"
@@ -8,15 +8,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
-// imageTail hashes the memory images (pages-*.img) while CRIU writes
+// ImageTail hashes the memory images (pages-*.img) while CRIU writes
 // them, a chunk (digestChunk) as soon as the file has grown past it, so
 // that once CRIU is done a checkpoint only has the last, partial chunk of
-// each and the small images left to hash (finish, then digestImages). The
+// each and the small images left to hash (finish, then DigestImagesTailed). The
 // chunks' digests are the same as DigestImages computes: a file's digest
 // is defined over its chunks (digest.go).
 //
@@ -38,12 +36,13 @@ import (
 // is down for the whole of it; one that runs on (--leave-running,
 // --pre-dump) only pauses while frozen and hashes everything once
 // thawed.
-type imageTail struct {
-	dir   string
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
-	files map[string]*tailedFile // owned by the goroutine until done
+type ImageTail struct {
+	debugf func(format string, args ...any)
+	dir    string
+	stop   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+	files  map[string]*tailedFile // owned by the goroutine until done
 }
 
 // tailedFile is one pages-*.img the tail follows.
@@ -58,10 +57,14 @@ type tailedFile struct {
 // caught up with CRIU.
 const tailPoll = 10 * time.Millisecond
 
-// startImageTail starts following the memory images CRIU is about to
-// write into dir.
-func startImageTail(dir string) *imageTail {
-	t := &imageTail{dir: dir, stop: make(chan struct{}), done: make(chan struct{}), files: map[string]*tailedFile{}}
+// StartImageTail starts following the memory images CRIU is about to
+// write into dir. debugf, if not nil, hears why a file is left to be
+// hashed after the dump.
+func StartImageTail(dir string, debugf func(format string, args ...any)) *ImageTail {
+	if debugf == nil {
+		debugf = func(string, ...any) {}
+	}
+	t := &ImageTail{dir: dir, debugf: debugf, stop: make(chan struct{}), done: make(chan struct{}), files: map[string]*tailedFile{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		close(t.done)
@@ -75,7 +78,7 @@ func startImageTail(dir string) *imageTail {
 	return t
 }
 
-func (t *imageTail) run(existing map[string]bool) {
+func (t *ImageTail) run(existing map[string]bool) {
 	defer close(t.done)
 	tick := time.NewTicker(tailPoll)
 	defer tick.Stop()
@@ -98,7 +101,7 @@ func (t *imageTail) run(existing map[string]bool) {
 
 // poll hashes every whole chunk written since the last poll, and tells
 // whether it hashed any.
-func (t *imageTail) poll(existing map[string]bool) bool {
+func (t *ImageTail) poll(existing map[string]bool) bool {
 	entries, err := os.ReadDir(t.dir)
 	if err != nil {
 		return false
@@ -140,7 +143,7 @@ func (t *imageTail) poll(existing map[string]bool) bool {
 			}
 			hf := &hashedFile{name: name, path: tf.f.Name(), f: tf.f, fd: int(tf.f.Fd()), size: st.Size, sums: make([]uint64, next+1)}
 			if err := hashChunk(hf, int(next)); err != nil {
-				logrus.Debugf("hashing %s as CRIU writes it: %v; it is hashed once CRIU is done", hf.path, err)
+				t.debugf("hashing %s as CRIU writes it: %v; it is hashed once CRIU is done", hf.path, err)
 				tf.gone = true
 				break
 			}
@@ -162,20 +165,20 @@ func statOf(f *os.File) (*syscall.Stat_t, error) {
 // finish stops the tail and returns the chunk digests it has of each
 // file it followed to the end, with the file still open: while it is, no
 // other file can be given its inode number, so a file of the directory
-// with the same device and inode numbers is that file (digestImages
+// with the same device and inode numbers is that file (DigestImagesTailed
 // closes them). Safe to call again (it returns nothing more), and on a
 // tail that never started or is nil.
-func (t *imageTail) finish() map[string]tailedSums {
+func (t *ImageTail) Finish() map[string]TailedSums {
 	if t == nil {
 		return nil
 	}
-	out := map[string]tailedSums{}
+	out := map[string]TailedSums{}
 	t.once.Do(func() {
 		close(t.stop)
 		<-t.done
 		for name, tf := range t.files {
 			if !tf.gone && len(tf.sums) > 0 {
-				out[name] = tailedSums{f: tf.f, dev: tf.dev, ino: tf.ino, sums: tf.sums}
+				out[name] = TailedSums{f: tf.f, dev: tf.dev, ino: tf.ino, sums: tf.sums}
 				continue
 			}
 			tf.f.Close()
@@ -185,9 +188,9 @@ func (t *imageTail) finish() map[string]tailedSums {
 	return out
 }
 
-// tailedSums are the digests of the first chunks of a file, as the tail
+// TailedSums are the digests of the first chunks of a file, as the tail
 // hashed them, and the file they were hashed of, open.
-type tailedSums struct {
+type TailedSums struct {
 	f        *os.File
 	dev, ino uint64
 	sums     []uint64

@@ -1,4 +1,4 @@
-package libcheckpoint
+package manifest
 
 import (
 	"encoding/binary"
@@ -92,26 +92,26 @@ const (
 	digestBufSize = 1 << 20
 )
 
-// unhashed tells the files of an image directory that are not images:
+// Unhashed tells the files of an image directory that are not images:
 // the manifest and its temporary copies, CRIU's logs (restore adds its
 // own), restore's statistics, and the bundle's config.json and the size
 // declaration an archive carries (unpacked by tar, they are there too).
-func unhashed(name string) bool {
-	return name == ManifestFile || strings.HasPrefix(name, "."+ManifestFile+".") ||
-		strings.HasSuffix(name, ".log") || name == "stats-restore" || name == ArchiveConfigFile ||
-		name == ArchiveSizesFile
+func Unhashed(name string) bool {
+	return name == File || strings.HasPrefix(name, "."+File+".") ||
+		strings.HasSuffix(name, ".log") || name == "stats-restore" || name == BundleConfigFile ||
+		name == SizesFile
 }
 
 // DigestImages hashes every regular image file of dir, on up to 4 CPUs,
 // as a checkpoint records them in its manifest (Manifest.Images), with
 // the digest by chunks.
 func DigestImages(dir string) (map[string]ImageFile, error) {
-	return digestImages(dir, nil)
+	return DigestImagesTailed(dir, nil)
 }
 
-// digestImages is DigestImages, with the first chunks of some files
-// hashed already (imageTail); it closes pre's files.
-func digestImages(dir string, pre map[string]tailedSums) (map[string]ImageFile, error) {
+// DigestImagesTailed is DigestImages, with the first chunks of some files
+// hashed already (ImageTail); it closes pre's files.
+func DigestImagesTailed(dir string, pre map[string]TailedSums) (map[string]ImageFile, error) {
 	defer func() {
 		for _, p := range pre {
 			p.f.Close()
@@ -123,7 +123,7 @@ func digestImages(dir string, pre map[string]tailedSums) (map[string]ImageFile, 
 	}
 	var names []string
 	for _, e := range entries {
-		if e.Type().IsRegular() && !unhashed(e.Name()) {
+		if e.Type().IsRegular() && !Unhashed(e.Name()) {
 			names = append(names, e.Name())
 		}
 	}
@@ -157,18 +157,18 @@ func (c *chunkDigests) add(sum uint64) {
 
 func (c *chunkDigests) digest() string { return digestPrefix + digestHex(c.h.Sum64()) }
 
-// imageHasher computes the digest of what is written to it, as a file's
+// ImageHasher computes the digest of what is written to it, as a file's
 // (ImageFile.Digest): restore --import hashes each file as it unpacks it.
-type imageHasher struct {
+type ImageHasher struct {
 	chunk   xxh3.Hasher
 	inChunk int
 	size    int64
 	top     chunkDigests
 }
 
-func newImageHasher() *imageHasher { return &imageHasher{} }
+func NewImageHasher() *ImageHasher { return &ImageHasher{} }
 
-func (h *imageHasher) Write(p []byte) (int, error) {
+func (h *ImageHasher) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		k := min(len(p), digestChunk-h.inChunk)
@@ -186,7 +186,7 @@ func (h *imageHasher) Write(p []byte) (int, error) {
 }
 
 // file is what the manifest records of the bytes written so far.
-func (h *imageHasher) file() ImageFile {
+func (h *ImageHasher) File() ImageFile {
 	top := h.top
 	if h.inChunk > 0 {
 		top.add(h.chunk.Sum64())
@@ -227,7 +227,7 @@ func hashWorkers() int { return max(1, min(4, runtime.GOMAXPROCS(0))) }
 // xxh64 digest of is hashed so. With pre, the first chunks of a file
 // whose digests it holds (of the same inode, as long) are not hashed
 // again.
-func hashFiles(dir string, names []string, want map[string]ImageFile, pre map[string]tailedSums, done func(name string, f ImageFile, err error) error) error {
+func hashFiles(dir string, names []string, want map[string]ImageFile, pre map[string]TailedSums, done func(name string, f ImageFile, err error) error) error {
 	workers := hashWorkers() // chunks, not files, are what they share
 	jobs := make(chan hashJob, workers)
 	// At most workers+2 files are open (and mapped) at once.
@@ -339,7 +339,7 @@ func hashFiles(dir string, names []string, want map[string]ImageFile, pre map[st
 
 // hashedBefore takes the digests of hf's first chunks from p, if p is of
 // hf's file and covers only whole chunks of it, and tells how many.
-func (hf *hashedFile) hashedBefore(p tailedSums) int {
+func (hf *hashedFile) hashedBefore(p TailedSums) int {
 	st, err := statOf(hf.f)
 	//nolint:unconvert // Stat_t.Dev and Ino are not uint64 on every GOARCH
 	if len(p.sums) == 0 || err != nil || uint64(st.Dev) != p.dev || uint64(st.Ino) != p.ino || int64(len(p.sums))*digestChunk > hf.size {
@@ -450,7 +450,7 @@ func readDigest(hf *hashedFile, buf []byte) (ImageFile, error) {
 		}
 		return ImageFile{Size: n, XXH64: digestHex(h.Sum64())}, hf.sameSize()
 	}
-	h := newImageHasher()
+	h := NewImageHasher()
 	n, err := io.CopyBuffer(h, struct{ io.Reader }{r}, buf)
 	if err != nil {
 		return ImageFile{}, err
@@ -458,7 +458,7 @@ func readDigest(hf *hashedFile, buf []byte) (ImageFile, error) {
 	if n < hf.size {
 		return ImageFile{Size: n}, nil // it shrank: of another size
 	}
-	return h.file(), hf.sameSize()
+	return h.File(), hf.sameSize()
 }
 
 // sameSize fails if hf is no longer the size it was when it was opened:
@@ -474,8 +474,8 @@ func (hf *hashedFile) sameSize() error {
 	return nil
 }
 
-// digestAlgorithms names the digests m records, for inspect --verify.
-func digestAlgorithms(m *Manifest) string {
+// DigestAlgorithms names the digests m records, for inspect --verify.
+func DigestAlgorithms(m *Manifest) string {
 	var xxh3, xxh64 bool
 	for _, f := range m.Images {
 		if f.Digest != "" {
@@ -504,7 +504,7 @@ func VerifyImages(dir string, m *Manifest) error {
 	names := make([]string, 0, len(m.Images))
 	for name := range m.Images {
 		if name != filepath.Base(name) || name == "." || name == ".." {
-			return fmt.Errorf("%w: %s: the manifest lists %q, which is not a file of the directory", ErrDamagedImage, filepath.Join(dir, ManifestFile), name)
+			return fmt.Errorf("%w: %s: the manifest lists %q, which is not a file of the directory", ErrDamagedImage, filepath.Join(dir, File), name)
 		}
 		names = append(names, name)
 	}
@@ -514,7 +514,7 @@ func VerifyImages(dir string, m *Manifest) error {
 		return err
 	}
 	for _, e := range entries {
-		if _, listed := m.Images[e.Name()]; !listed && e.Type().IsRegular() && !unhashed(e.Name()) {
+		if _, listed := m.Images[e.Name()]; !listed && e.Type().IsRegular() && !Unhashed(e.Name()) {
 			return fmt.Errorf("%w: %s is not among the images the manifest lists; restore from an intact copy of the checkpoint", ErrDamagedImage, filepath.Join(dir, e.Name()))
 		}
 	}
@@ -547,17 +547,17 @@ func compareDigest(path string, want, got ImageFile, err error, hint string) err
 	return nil
 }
 
-// checkDigests compares the digests of the files an import unpacked into
+// CheckDigests compares the digests of the files an import unpacked into
 // dir with those m records, when it records them: every listed image was
 // unpacked, intact, and nothing else but what is not an image. The import
 // hashed them as it unpacked them (got); one whose digest the manifest
 // records only in an older runcr's xxh64 is read again for that.
-func checkDigests(dir string, m *Manifest, got map[string]ImageFile) error {
+func CheckDigests(dir string, m *Manifest, got map[string]ImageFile) error {
 	if m.Images == nil {
 		return nil
 	}
 	for name := range got {
-		if _, listed := m.Images[name]; !listed && !unhashed(name) {
+		if _, listed := m.Images[name]; !listed && !Unhashed(name) {
 			return fmt.Errorf("%w: %s is not among the images the manifest lists", ErrDamagedImage, filepath.Join(dir, name))
 		}
 	}

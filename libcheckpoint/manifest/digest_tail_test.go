@@ -1,4 +1,4 @@
-package libcheckpoint
+package manifest
 
 import (
 	"os"
@@ -40,7 +40,7 @@ func TestImageTail(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "pages-9.img"), data[:c+5], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tail := startImageTail(dir)
+	tail := StartImageTail(dir, nil)
 	writeLikeCRIU(t, dir, "pages-1.img", data)
 	writeLikeCRIU(t, dir, "pages-2.img", data[:c])
 	writeLikeCRIU(t, dir, "pages-3.img", data[:c/2])
@@ -48,7 +48,7 @@ func TestImageTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	tailSettle()
-	pre := tail.finish()
+	pre := tail.Finish()
 	if got := len(pre["pages-1.img"].sums); got != 2 {
 		t.Errorf("pages-1.img: %d chunks hashed on the way, want 2", got)
 	}
@@ -60,7 +60,7 @@ func TestImageTail(t *testing.T) {
 			t.Errorf("%s followed", name)
 		}
 	}
-	got, err := digestImages(dir, pre)
+	got, err := DigestImagesTailed(dir, pre)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,9 +77,9 @@ func TestImageTail(t *testing.T) {
 		t.Errorf("pages-1.img: %s, want %s", got["pages-1.img"].Digest, refDigest(data))
 	}
 	// Stopping again, as the checkpoint's defer does, is harmless.
-	tail.finish()
-	var none *imageTail
-	none.finish()
+	tail.Finish()
+	var none *ImageTail
+	none.Finish()
 }
 
 // What the tail hashed is used only for the same file: one replaced
@@ -90,11 +90,11 @@ func TestImageTailReplacedOrRewritten(t *testing.T) {
 	const c = digestChunk
 	dir := t.TempDir()
 	data := testData(c + c/2)
-	tail := startImageTail(dir)
+	tail := StartImageTail(dir, nil)
 	writeLikeCRIU(t, dir, "pages-1.img", data)
 	writeLikeCRIU(t, dir, "pages-2.img", data)
 	tailSettle()
-	pre := tail.finish()
+	pre := tail.Finish()
 	if len(pre["pages-1.img"].sums) != 1 || len(pre["pages-2.img"].sums) != 1 {
 		t.Fatalf("not hashed on the way: %+v", pre)
 	}
@@ -112,7 +112,7 @@ func TestImageTailReplacedOrRewritten(t *testing.T) {
 	f.Close()
 	m := &Manifest{}
 	var err error
-	if m.Images, err = digestImages(dir, pre); err != nil {
+	if m.Images, err = DigestImagesTailed(dir, pre); err != nil {
 		t.Fatal(err)
 	}
 	if m.Images["pages-1.img"].Digest != refDigest(other) {
