@@ -13,13 +13,15 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/errdefs"
 )
 
 // Sentinel errors; every error the package returns for bad input wraps one
 // of these (test with errors.Is) and names the offending flag.
 var (
 	// ErrInvalidOption: an option's value is malformed or contradicts another.
-	ErrInvalidOption = errors.New("invalid option")
+	ErrInvalidOption = errdefs.ErrInvalidOption
 	// ErrUnsupported: this host's CRIU or kernel lacks a feature the options need.
 	ErrUnsupported = errors.New("not supported on this host")
 	// ErrNoSuchContainer: no container has the id under the root.
@@ -210,23 +212,14 @@ type RestoreOptions struct {
 }
 
 func invalid(flag, format string, args ...any) error {
-	return &OptionError{Option: "--" + flag, Msg: fmt.Sprintf(format, args...)}
+	return errdefs.Invalid(flag, format, args...)
 }
 
 // OptionError is an option refused for what it says: Option is the
 // option as runc spells it (--image-path), Msg why and what to do.
 // It is an ErrInvalidOption. A caller with its own names for the options
 // (runcr's lxc-checkpoint dialect) renames Option and keeps Msg.
-type OptionError struct {
-	Option string
-	Msg    string
-}
-
-func (e *OptionError) Error() string {
-	return ErrInvalidOption.Error() + ": " + e.Option + ": " + e.Msg
-}
-
-func (e *OptionError) Unwrap() error { return ErrInvalidOption }
+type OptionError = errdefs.OptionError
 
 // Validate checks the options that both commands share.
 func (o *CommonOptions) Validate() error {
