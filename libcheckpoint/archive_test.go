@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runcr/runcr/libcheckpoint/archive"
 	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
@@ -221,7 +222,7 @@ func makeTar(t testing.TB, entries ...entry) []byte {
 func compress(t testing.TB, data []byte, c Compression) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w, err := compressor(&buf, c)
+	w, err := archive.Compressor(&buf, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +368,7 @@ func TestImportRefusesHostileArchives(t *testing.T) {
 				data = makeTar(t, tc.entries(s)...)
 			}
 			for _, c := range []Compression{CompressNone, CompressZstd} {
-				_, err := importArchive(bytes.NewReader(compress(t, data, c)), s.target, 64<<20)
+				_, err := archive.ImportWithin(bytes.NewReader(compress(t, data, c)), s.target, 64<<20)
 				if !errors.Is(err, ErrBadArchive) || !strings.Contains(err.Error(), tc.want) {
 					t.Errorf("%s: got %v; want ErrBadArchive with %q", c, err, tc.want)
 				} else if tc.want != "" && !strings.Contains(err.Error(), "entry") {
@@ -385,7 +386,7 @@ func TestImportSizeBomb(t *testing.T) {
 	s := newSandbox(t)
 	const size = 256 << 20
 	var buf bytes.Buffer
-	w, err := compressor(&buf, CompressZstd)
+	w, err := archive.Compressor(&buf, CompressZstd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,13 +410,13 @@ func TestImportSizeBomb(t *testing.T) {
 	tw.Close()
 	w.Close()
 	t.Logf("%d MiB of zeros in %d bytes", size>>20, buf.Len())
-	_, err = importArchive(bytes.NewReader(buf.Bytes()), s.target, 16<<20)
+	_, err = archive.ImportWithin(bytes.NewReader(buf.Bytes()), s.target, 16<<20)
 	if !errors.Is(err, ErrBadArchive) || !strings.Contains(err.Error(), "room for") || !strings.Contains(err.Error(), "pages-1.img") {
 		t.Errorf("got %v; want a refusal naming pages-1.img and the limit", err)
 	}
 	s.check(t, true)
 	// The same archive is fine where there is room.
-	if _, err := importArchive(bytes.NewReader(buf.Bytes()), s.target, size+1<<20); err != nil {
+	if _, err := archive.ImportWithin(bytes.NewReader(buf.Bytes()), s.target, size+1<<20); err != nil {
 		t.Errorf("with room: %v", err)
 	}
 }
@@ -434,7 +435,7 @@ func TestImportTruncatedAndCorrupt(t *testing.T) {
 		}
 		for _, cut := range []int{0, 1, 300, 513, len(data) / 3, len(data) / 2, end - 600, end - 1} {
 			s := newSandbox(t)
-			_, err := importArchive(bytes.NewReader(data[:cut]), s.target, 1<<30)
+			_, err := archive.ImportWithin(bytes.NewReader(data[:cut]), s.target, 1<<30)
 			if !errors.Is(err, ErrBadArchive) {
 				t.Errorf("%s cut at %d of %d: got %v, want ErrBadArchive", c, cut, len(data), err)
 			}
@@ -445,7 +446,7 @@ func TestImportTruncatedAndCorrupt(t *testing.T) {
 		if c == CompressNone {
 			i := bytes.LastIndex(data, []byte(ManifestFile+"\x00"))
 			s := newSandbox(t)
-			_, err := importArchive(bytes.NewReader(data[:i]), s.target, 1<<30)
+			_, err := archive.ImportWithin(bytes.NewReader(data[:i]), s.target, 1<<30)
 			if !errors.Is(err, ErrBadArchive) || !strings.Contains(err.Error(), "no "+ManifestFile) {
 				t.Errorf("cut before the manifest: got %v", err)
 			}
@@ -456,7 +457,7 @@ func TestImportTruncatedAndCorrupt(t *testing.T) {
 			bad := bytes.Clone(data)
 			bad[at] ^= 0x55
 			s := newSandbox(t)
-			if _, err := importArchive(bytes.NewReader(bad), s.target, 1<<30); !errors.Is(err, ErrBadArchive) {
+			if _, err := archive.ImportWithin(bytes.NewReader(bad), s.target, 1<<30); !errors.Is(err, ErrBadArchive) {
 				t.Errorf("%s with byte %d flipped: got %v, want ErrBadArchive", c, at, err)
 			}
 			s.check(t, true)
@@ -491,7 +492,7 @@ func TestImportHandMadeTar(t *testing.T) {
 		entry{tar.Header{Typeflag: tar.TypeDir, Name: "./", Mode: 0o700}, nil},
 		reg("./inventory.img", []byte("inv")),
 		manifestEntry(t, ManifestComplete))
-	if _, err := importArchive(bytes.NewReader(compress(t, data, CompressGzip)), s.target, 1<<20); err != nil {
+	if _, err := archive.ImportWithin(bytes.NewReader(compress(t, data, CompressGzip)), s.target, 1<<20); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(s.target, "inventory.img")); string(got) != "inv" {

@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 
+	"github.com/runcr/runcr/libcheckpoint/archive"
 	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
@@ -90,7 +91,7 @@ const (
 // an entry tells whose layout the archive has. An archive with no telling
 // entry is taken as runcr's, whose import then says what is missing.
 func DetectArchiveLayout(r io.Reader) (ArchiveLayout, error) {
-	dr, release, err := decompressor(bufio.NewReaderSize(r, importBufSize))
+	dr, release, err := archive.Decompressor(bufio.NewReaderSize(r, archive.ImportBufSize))
 	if err != nil {
 		return "", err
 	}
@@ -145,7 +146,7 @@ type ArchiveFile struct {
 // under checkpoint/ into imageDir, the other top-level regular files into
 // metaDir. It applies the rules of runcr's own archives (no absolute path,
 // no "..", no links, devices or fifos where files are unpacked, no
-// duplicates, at most limit bytes and maxArchiveEntries files), refuses a
+// duplicates, at most limit bytes and archive.MaxEntries files), refuses a
 // nested directory under checkpoint/ (CRIU's image directory is flat),
 // skips other directories' entries, and needs checkpoint/inventory.img.
 // On error the files it created are removed again and the error names the
@@ -174,13 +175,13 @@ func importEngineArchive(r io.Reader, imageDir, metaDir string, limit int64) (_ 
 		}
 	}()
 
-	dr, release, err := decompressor(bufio.NewReaderSize(r, importBufSize))
+	dr, release, err := archive.Decompressor(bufio.NewReaderSize(r, archive.ImportBufSize))
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	tr := tar.NewReader(dr)
-	buf := make([]byte, importBufSize)
+	buf := make([]byte, archive.ImportBufSize)
 	ea := &engineArchive{}
 	var total int64
 	last := ""
@@ -190,7 +191,7 @@ func importEngineArchive(r io.Reader, imageDir, metaDir string, limit int64) (_ 
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: reading the entry after %s: %w (the file is truncated or corrupt)", ErrBadArchive, entryDesc(last), err)
+			return nil, fmt.Errorf("%w: reading the entry after %s: %w (the file is truncated or corrupt)", ErrBadArchive, archive.EntryDesc(last), err)
 		}
 		last = hdr.Name
 		bad := func(format string, args ...any) error {
@@ -227,14 +228,14 @@ func importEngineArchive(r io.Reader, imageDir, metaDir string, limit int64) (_ 
 		if err := regularOnly(hdr); err != nil {
 			return nil, bad("%v", err)
 		}
-		if len(made) >= maxArchiveEntries {
-			return nil, bad("is one more than the %d files an archive may hold", maxArchiveEntries)
+		if len(made) >= archive.MaxEntries {
+			return nil, bad("is one more than the %d files an archive may hold", archive.MaxEntries)
 		}
 		total += hdr.Size
 		if hdr.Size < 0 || total > limit {
 			return nil, bad("is %d bytes, which makes %d in all, more than the %d the target's file system has room for", hdr.Size, total, limit)
 		}
-		err = writeNew(root, name, tr, buf, nil)
+		err = archive.WriteNew(root, name, tr, buf, nil)
 		if errors.Is(err, os.ErrExist) {
 			return nil, bad("is a duplicate entry")
 		}
@@ -253,13 +254,13 @@ func importEngineArchive(r io.Reader, imageDir, metaDir string, limit int64) (_ 
 	}
 	if ea.inventoryTime.IsZero() {
 		if _, err := images.Stat("inventory.img"); err != nil {
-			return nil, fmt.Errorf("%w: no %s/inventory.img after %s: not a checkpoint archive of Podman, CRI-O or containerd, or it is truncated", ErrBadArchive, engineCheckpointDir, entryDesc(last))
+			return nil, fmt.Errorf("%w: no %s/inventory.img after %s: not a checkpoint archive of Podman, CRI-O or containerd, or it is truncated", ErrBadArchive, engineCheckpointDir, archive.EntryDesc(last))
 		}
 	}
-	if n, err := io.CopyN(io.Discard, dr, maxTrailer+1); err != nil && !errors.Is(err, io.EOF) {
+	if n, err := io.CopyN(io.Discard, dr, archive.MaxTrailer+1); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: after the last entry: %w (the file is truncated or corrupt)", ErrBadArchive, err)
-	} else if n > maxTrailer {
-		return nil, fmt.Errorf("%w: more than %d bytes follow the end of the tar stream", ErrBadArchive, maxTrailer)
+	} else if n > archive.MaxTrailer {
+		return nil, fmt.Errorf("%w: more than %d bytes follow the end of the tar stream", ErrBadArchive, archive.MaxTrailer)
 	}
 	return ea, nil
 }
@@ -631,7 +632,7 @@ func (ei *engineImport) applyToBundle(bundle string, spec *specs.Spec) error {
 	defer root.Close()
 	plan := &rootfsDiffPlan{inRootfs: map[string]bool{}, made: map[string]diffKind{}}
 	if statErr == nil {
-		limit, err := freeSpace(rootfs)
+		limit, err := archive.FreeSpace(rootfs)
 		if err != nil {
 			return err
 		}
@@ -789,7 +790,7 @@ func InspectPathWith(p string, opts InspectOptions) (*Inspection, error) {
 			return nil, err
 		}
 	}
-	limit, _, err := importCeiling(tmp, os.Getenv("RUNCR_IMPORT_LIMIT"))
+	limit, _, err := archive.Ceiling(tmp, os.Getenv("RUNCR_IMPORT_LIMIT"))
 	if err != nil {
 		return nil, err
 	}
@@ -797,7 +798,7 @@ func InspectPathWith(p string, opts InspectOptions) (*Inspection, error) {
 	if layout == LayoutEngine {
 		ea, err = importEngineArchive(f, images, meta, limit)
 	} else {
-		_, err = importArchive(f, images, limit)
+		_, err = archive.ImportWithin(f, images, limit)
 	}
 	if err != nil {
 		return nil, renameInError(fmt.Errorf("%s: %w", p, err), images, p+":"+engineCheckpointDir)

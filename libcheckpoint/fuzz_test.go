@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/runcr/runcr/libcheckpoint/archive"
 )
 
 // FuzzCheckpointOptions: validation never panics, every refusal is
@@ -144,7 +146,7 @@ func FuzzImportArchive(f *testing.F) {
 		defer os.RemoveAll(target)
 		s := s
 		s.target = target
-		_, err = importArchive(bytes.NewReader(data), s.target, 1<<20)
+		_, err = archive.ImportWithin(bytes.NewReader(data), s.target, 1<<20)
 		s.check(t, err != nil)
 	})
 }

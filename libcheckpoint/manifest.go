@@ -47,9 +47,6 @@ type (
 	RestoreReport = manifest.RestoreReport
 )
 
-// maxManifestSize bounds the manifest read into memory.
-const maxManifestSize = manifest.MaxSize
-
 // ReadManifest reads dir's manifest. A directory without one (as runc
 // makes them) gives (nil, nil).
 func ReadManifest(dir string) (*Manifest, error) { return manifest.Read(dir) }

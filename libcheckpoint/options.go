@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/runcr/runcr/libcheckpoint/archive"
 	"github.com/runcr/runcr/libcheckpoint/internal/errdefs"
 )
 
@@ -270,7 +271,7 @@ func (o *CheckpointOptions) Validate() error {
 // validateExport checks --export and --compress against the options
 // whose images an archive cannot hold.
 func (o *CheckpointOptions) validateExport() error {
-	if err := validCompression(o.Compress); err != nil {
+	if err := archive.ValidCompression(o.Compress); err != nil {
 		return err
 	}
 	if o.Export == "" {

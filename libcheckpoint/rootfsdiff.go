@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/runcr/runcr/libcheckpoint/archive"
 )
 
 // An engine archive's rootfs-diff.tar holds what the container changed in
@@ -153,8 +155,8 @@ func openRootfsDiff(diffPath string) (*tar.Reader, Compression, func(), error) {
 	if err != nil {
 		return nil, "", nil, err
 	}
-	br := bufio.NewReaderSize(f, importBufSize)
-	head, _ := br.Peek(tarMagicOffset + len(tarMagic))
+	br := bufio.NewReaderSize(f, archive.ImportBufSize)
+	head, _ := br.Peek(archive.TarMagicOffset + len(archive.TarMagic))
 	if len(head) == 0 {
 		// An empty file: no changes.
 		return tar.NewReader(br), CompressNone, func() { f.Close() }, nil
@@ -164,7 +166,7 @@ func openRootfsDiff(diffPath string) (*tar.Reader, Compression, func(), error) {
 		f.Close()
 		return nil, "", nil, fmt.Errorf("%s: %w", engineRootfsDiff, err)
 	}
-	dr, release, err := decompressor(br)
+	dr, release, err := archive.Decompressor(br)
 	if err != nil {
 		f.Close()
 		return nil, "", nil, fmt.Errorf("%s: %w", engineRootfsDiff, err)
@@ -194,7 +196,7 @@ func scanRootfsDiff(diffPath string, limit int64) (*rootfsDiffPlan, error) {
 			return p, nil
 		}
 		if err != nil {
-			return p, fmt.Errorf("%w: %s: reading the entry after %s: %w (the file is truncated or corrupt)", ErrBadArchive, engineRootfsDiff, entryDesc(last), err)
+			return p, fmt.Errorf("%w: %s: reading the entry after %s: %w (the file is truncated or corrupt)", ErrBadArchive, engineRootfsDiff, archive.EntryDesc(last), err)
 		}
 		last = hdr.Name
 		e, err := parseDiffEntry(hdr)
@@ -364,7 +366,7 @@ func applyRootfsDiff(diffPath string, root *os.Root, p *rootfsDiffPlan) error {
 	}
 	defer closeDiff()
 	chown := os.Geteuid() == 0
-	buf := make([]byte, importBufSize)
+	buf := make([]byte, archive.ImportBufSize)
 	var dirs []dirMeta
 	for {
 		hdr, err := tr.Next()

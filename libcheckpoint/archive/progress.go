@@ -1,4 +1,4 @@
-package libcheckpoint
+package archive
 
 import (
 	"fmt"
@@ -19,7 +19,7 @@ const (
 // progress counts the bytes an export or import has moved and reports
 // them on out (a terminal) as "VERB NAME: DONE of TOTAL (P%), RATE".
 // A nil *progress counts nothing and prints nothing.
-type progress struct {
+type Progress struct {
 	out   io.Writer
 	what  string
 	done  atomic.Int64
@@ -29,25 +29,25 @@ type progress struct {
 	wg    sync.WaitGroup
 }
 
-// startProgress starts reporting on out; nil out gives a nil progress.
-func startProgress(out io.Writer, what string, total int64) *progress {
+// StartProgress starts reporting on out; nil out gives a nil progress.
+func StartProgress(out io.Writer, what string, total int64) *Progress {
 	if out == nil {
 		return nil
 	}
-	p := &progress{out: out, what: what, start: time.Now(), stop: make(chan struct{})}
+	p := &Progress{out: out, what: what, start: time.Now(), stop: make(chan struct{})}
 	p.total.Store(total)
 	p.wg.Add(1)
 	go p.loop()
 	return p
 }
 
-func (p *progress) setTotal(n int64) {
+func (p *Progress) SetTotal(n int64) {
 	if p != nil {
 		p.total.Store(n)
 	}
 }
 
-func (p *progress) loop() {
+func (p *Progress) loop() {
 	defer p.wg.Done()
 	t := time.NewTicker(progressTick)
 	defer t.Stop()
@@ -68,7 +68,7 @@ func (p *progress) loop() {
 	}
 }
 
-func (p *progress) line() string {
+func (p *Progress) line() string {
 	done, total := p.done.Load(), p.total.Load()
 	secs := time.Since(p.start).Seconds()
 	s := fmt.Sprintf("%s: %s", p.what, mib(done))
@@ -83,8 +83,8 @@ func (p *progress) line() string {
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
-// finish stops the reports, ending a printed line with a newline.
-func (p *progress) finish() {
+// Finish stops the reports, ending a printed line with a newline.
+func (p *Progress) Finish() {
 	if p == nil {
 		return
 	}
@@ -92,16 +92,16 @@ func (p *progress) finish() {
 	p.wg.Wait()
 }
 
-// writer counts what is written through it.
-func (p *progress) writer(w io.Writer) io.Writer {
+// Writer counts what is written through it.
+func (p *Progress) Writer(w io.Writer) io.Writer {
 	if p == nil {
 		return w
 	}
 	return &countingWriter{w, p}
 }
 
-// reader counts what is read through it.
-func (p *progress) reader(r io.Reader) io.Reader {
+// Reader counts what is read through it.
+func (p *Progress) Reader(r io.Reader) io.Reader {
 	if p == nil {
 		return r
 	}
@@ -110,7 +110,7 @@ func (p *progress) reader(r io.Reader) io.Reader {
 
 type countingWriter struct {
 	w io.Writer
-	p *progress
+	p *Progress
 }
 
 func (c *countingWriter) Write(b []byte) (int, error) {
@@ -121,7 +121,7 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 
 type countingReader struct {
 	r io.Reader
-	p *progress
+	p *Progress
 }
 
 func (c *countingReader) Read(b []byte) (int, error) {

@@ -1,4 +1,4 @@
-package libcheckpoint
+package archive
 
 import (
 	"archive/tar"
@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/runcr/runcr/libcheckpoint/internal/errdefs"
 	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
@@ -25,12 +26,12 @@ import (
 // the target file system's free space minus a reserve (importReserve).
 // Sizes are checked from each entry's tar header, before it is written.
 
-// ArchiveSizesFile is the first entry of the archives runcr writes: JSON
-// ArchiveSizes. It is read, not unpacked.
-const ArchiveSizesFile = manifest.SizesFile
+// SizesFile is the first entry of the archives runcr writes: JSON
+// Sizes. It is read, not unpacked.
+const SizesFile = manifest.SizesFile
 
-// ArchiveSizes declares an archive's entries.
-type ArchiveSizes struct {
+// Sizes declares an archive's entries.
+type Sizes struct {
 	Version int `json:"version"`
 	// Files are the sizes of the entries that follow, by name.
 	Files map[string]int64 `json:"files"`
@@ -89,11 +90,11 @@ func ParseSize(s string) (int64, error) {
 // importCeiling is the most an import into dir may unpack: limit (""
 // is DefaultImportLimit), and at most dir's free space minus the reserve.
 // why says which of the two it is, for errors.
-func importCeiling(dir, limit string) (ceiling int64, why string, err error) {
+func Ceiling(dir, limit string) (ceiling int64, why string, err error) {
 	ceiling, why = DefaultImportLimit, "the default --import-limit 8G; raise it with --import-limit or RUNCR_IMPORT_LIMIT"
 	if limit != "" {
 		if ceiling, err = ParseSize(limit); err != nil {
-			return 0, "", invalid("import-limit", "%v", err)
+			return 0, "", errdefs.Invalid("import-limit", "%v", err)
 		}
 		why = "--import-limit " + limit
 	}
@@ -114,7 +115,7 @@ func importCeiling(dir, limit string) (ceiling int64, why string, err error) {
 type importBudget struct {
 	ceiling int64
 	why     string
-	sizes   *ArchiveSizes // the declaration, or nil
+	sizes   *Sizes // the declaration, or nil
 	total   int64
 }
 
@@ -128,15 +129,15 @@ func (b *importBudget) admit(name string, hdr *tar.Header) error {
 	if b.sizes != nil {
 		want, ok := b.sizes.Files[name]
 		if !ok {
-			return fmt.Errorf("is not among the entries %s declares; refused before it was written", ArchiveSizesFile)
+			return fmt.Errorf("is not among the entries %s declares; refused before it was written", SizesFile)
 		}
 		if hdr.Size != want {
-			return fmt.Errorf("is %d bytes, %s declares %d; refused before it was written", hdr.Size, ArchiveSizesFile, want)
+			return fmt.Errorf("is %d bytes, %s declares %d; refused before it was written", hdr.Size, SizesFile, want)
 		}
 	}
 	b.total += hdr.Size
 	if b.sizes != nil && b.total > b.sizes.Total+importMargin {
-		return fmt.Errorf("makes %d bytes in all, more than the %d %s declares", b.total, b.sizes.Total, ArchiveSizesFile)
+		return fmt.Errorf("makes %d bytes in all, more than the %d %s declares", b.total, b.sizes.Total, SizesFile)
 	}
 	if b.total > b.ceiling {
 		return fmt.Errorf("is %d bytes, which makes %d in all, more than the %d an import has room for here (%s); refused before it was written", hdr.Size, b.total, b.ceiling, b.why)
@@ -149,7 +150,7 @@ func (b *importBudget) readSizes(hdr *tar.Header, tr io.Reader) error {
 	if hdr.Size > maxSizesFile {
 		return fmt.Errorf("is %d bytes; a size declaration is at most %d", hdr.Size, maxSizesFile)
 	}
-	var s ArchiveSizes
+	var s Sizes
 	if err := json.NewDecoder(io.LimitReader(tr, maxSizesFile)).Decode(&s); err != nil {
 		return fmt.Errorf("is not a size declaration: %w", err)
 	}
