@@ -70,8 +70,10 @@ integration: runcr rootfs
 # deadline falls while a worker is minimizing an input on a busy machine.
 FUZZTIME ?= 50000x
 fuzz:
-	for f in $$($(GO) test -list 'Fuzz.*' ./libcheckpoint | grep ^Fuzz); do \
-		$(GO) test -run XXX -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./libcheckpoint || exit 1; \
+	for p in $$($(GO) list ./libcheckpoint/...); do \
+		for f in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
+			$(GO) test -run XXX -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+		done; \
 	done
 
 # runcr vs runc v1.4.4, side by side: medians and ratios (BENCHMARKS.md).

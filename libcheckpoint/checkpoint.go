@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
@@ -326,7 +327,7 @@ func prepareCheckpointPaths(opts *CheckpointOptions, c *libcontainer.CriuOpts) e
 		fi, err := os.Stat(parent)
 		switch {
 		case err != nil:
-			return invalid("parent-path", "%s: %v; give the directory of an earlier --pre-dump, relative to --image-path", parent, unwrapPathError(err))
+			return invalid("parent-path", "%s: %v; give the directory of an earlier --pre-dump, relative to --image-path", parent, fsutil.UnwrapPathError(err))
 		case !fi.IsDir():
 			return invalid("parent-path", "%s is not a directory; give the directory of an earlier --pre-dump, relative to --image-path", parent)
 		}
@@ -370,7 +371,7 @@ func makePrivateDir(flag, dir string) (string, error) {
 		return "", invalid(flag, "%s exists and is not a directory; give a new path or a directory", dir)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", invalid(flag, "cannot create %s: %v; give a directory you can create or write", dir, unwrapPathError(err))
+		return "", invalid(flag, "cannot create %s: %v; give a directory you can create or write", dir, fsutil.UnwrapPathError(err))
 	}
 	// Check what is there now without following a link planted since.
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -411,7 +412,7 @@ func followTrustedLink(flag, dir string, link os.FileInfo) (string, error) {
 	}
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return "", errSymlinkDir(flag, dir, fmt.Sprintf("it leads nowhere (%v)", unwrapPathError(err)))
+		return "", errSymlinkDir(flag, dir, fmt.Sprintf("it leads nowhere (%v)", fsutil.UnwrapPathError(err)))
 	}
 	if fi, err := os.Stat(real); err != nil || !fi.IsDir() {
 		return "", invalid(flag, "%s is a symbolic link to %s, which is not a directory; give a directory for the images", dir, real)
@@ -483,14 +484,4 @@ func logPath(c *libcontainer.CriuOpts, name string) string {
 		return filepath.Join(c.WorkDirectory, name)
 	}
 	return filepath.Join(c.ImagesDirectory, name)
-}
-
-// unwrapPathError drops the path from a *PathError when the message
-// already names it.
-func unwrapPathError(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

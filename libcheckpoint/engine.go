@@ -18,6 +18,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/runcr/runcr/libcheckpoint/archive"
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
@@ -134,12 +135,6 @@ type engineArchive struct {
 	checkpointBytes int64
 	// inventoryTime is the modification time of checkpoint/inventory.img.
 	inventoryTime time.Time
-}
-
-// ArchiveFile is a top-level file of an engine archive.
-type ArchiveFile struct {
-	Name string `json:"name"`
-	Size int64  `json:"size"`
 }
 
 // importEngineArchive unpacks an engine archive from r: the regular files
@@ -307,72 +302,6 @@ func regularOnly(hdr *tar.Header) error {
 	return fmt.Errorf("has type %q; only regular files are unpacked from a checkpoint archive", hdr.Typeflag)
 }
 
-// EngineInfo is what an engine archive says beyond CRIU's images: which
-// engine made it, of which container, and the container's file system
-// changes.
-type EngineInfo struct {
-	// Engine is "Podman", "CRI-O" or "containerd" (told by spec.dump's
-	// annotations), or "" when spec.dump is missing or says neither.
-	Engine string `json:"engine"`
-	// EngineVersion is the engine's version when the archive records it
-	// (the org.criu.checkpoint.engine.version annotation).
-	EngineVersion string `json:"engine_version,omitempty"`
-	// ContainerID, ContainerName and Image are config.dump's id, name and
-	// rootfsImageName; containerd's CRI names the container in
-	// spec.dump's annotations.
-	ContainerID   string `json:"container_id,omitempty"`
-	ContainerName string `json:"container_name,omitempty"`
-	Image         string `json:"image,omitempty"`
-	// PodName and PodNamespace are the Kubernetes pod's (CRI archives),
-	// or Podman's pod id.
-	PodName      string `json:"pod_name,omitempty"`
-	PodNamespace string `json:"pod_namespace,omitempty"`
-	// Runtime is the OCI runtime the engine ran the container with, and
-	// RuntimeVersion its version when recorded (annotation, or runcr's
-	// manifest when runcr was the runtime).
-	Runtime        string `json:"runtime,omitempty"`
-	RuntimeVersion string `json:"runtime_version,omitempty"`
-	// CRIUVersion is the version of CRIU that dumped (annotation,
-	// dump.log, or runcr's manifest), "" when the archive doesn't say.
-	CRIUVersion string `json:"criu_version,omitempty"`
-	// Created is when the container was created; Checkpointed when it
-	// was checkpointed (config.dump, else checkpoint/inventory.img's
-	// time in the archive).
-	Created      *time.Time `json:"created,omitempty"`
-	Checkpointed *time.Time `json:"checkpointed,omitempty"`
-	// CheckpointBytes is the size of CRIU's images (checkpoint/).
-	CheckpointBytes int64 `json:"checkpoint_bytes"`
-	// RootfsDiff summarises rootfs-diff.tar; nil when there is none.
-	RootfsDiff *RootfsDiffSummary `json:"rootfs_diff"`
-	// DeletedFiles are the paths deleted.files lists (the first 200).
-	DeletedFiles      []string `json:"deleted_files"`
-	DeletedFilesCount int      `json:"deleted_files_count"`
-	// Files are the archive's top-level files.
-	Files []ArchiveFile `json:"files"`
-	// Skipped are entries of other directories, not read (the first 200).
-	Skipped []string `json:"skipped,omitempty"`
-}
-
-// RootfsDiffSummary describes rootfs-diff.tar.
-type RootfsDiffSummary struct {
-	// Bytes is the size of rootfs-diff.tar in the archive;
-	// Compression how it is compressed (containerd's is gzip).
-	Bytes       int64       `json:"bytes"`
-	Compression Compression `json:"compression"`
-	// Entries counts its entries, Files the regular files among them,
-	// ContentBytes their size. Whiteouts are deletions in the overlay
-	// style (.wh.NAME, .wh..wh..opq) that containerd's diff holds.
-	Entries      int   `json:"entries"`
-	Files        int   `json:"files"`
-	Dirs         int   `json:"dirs"`
-	Symlinks     int   `json:"symlinks"`
-	HardLinks    int   `json:"hard_links"`
-	Whiteouts    int   `json:"whiteouts"`
-	ContentBytes int64 `json:"content_bytes"`
-	// Paths are the paths it changes (the first 200).
-	Paths []string `json:"paths"`
-}
-
 // engineConfig is what runcr reads of config.dump: Podman's container
 // config, and the reduced copy CRI-O and containerd write.
 type engineConfig struct {
@@ -444,11 +373,11 @@ func engineInfo(ea *engineArchive, imageDir, metaDir string, manifest *Manifest)
 	var warnings []string
 	var cfg engineConfig
 	if err := readEngineJSON(metaDir, engineConfigDump, &cfg); err != nil {
-		warnings = append(warnings, fmt.Sprintf("%s not read: %v", engineConfigDump, unwrapPathError(err)))
+		warnings = append(warnings, fmt.Sprintf("%s not read: %v", engineConfigDump, fsutil.UnwrapPathError(err)))
 	}
 	var spec engineSpec
 	if err := readEngineJSON(metaDir, engineSpecDump, &spec); err != nil {
-		warnings = append(warnings, fmt.Sprintf("%s not read: %v", engineSpecDump, unwrapPathError(err)))
+		warnings = append(warnings, fmt.Sprintf("%s not read: %v", engineSpecDump, fsutil.UnwrapPathError(err)))
 	}
 	a := spec.Annotations
 	info.ContainerID, info.ContainerName, info.Runtime = cfg.ID, cfg.Name, cfg.Runtime
@@ -627,7 +556,7 @@ func (ei *engineImport) applyToBundle(bundle string, spec *specs.Spec) error {
 	}
 	root, err := os.OpenRoot(rootfs)
 	if err != nil {
-		return invalid("bundle", "the rootfs %s: %v", rootfs, unwrapPathError(err))
+		return invalid("bundle", "the rootfs %s: %v", rootfs, fsutil.UnwrapPathError(err))
 	}
 	defer root.Close()
 	plan := &rootfsDiffPlan{inRootfs: map[string]bool{}, made: map[string]diffKind{}}
@@ -718,16 +647,6 @@ type InspectOptions struct {
 	Verify bool
 }
 
-// VerifyReport says what inspect --verify checked.
-type VerifyReport struct {
-	// Files and Bytes are the image files checked and their total size.
-	Files int   `json:"files"`
-	Bytes int64 `json:"bytes"`
-	// Algorithm is the digests', DigestAlgorithm ("xxh3-16m"), or
-	// "xxh64" for manifests written before it.
-	Algorithm string `json:"algorithm"`
-}
-
 // verifyDir checks the images of dir for inspect --verify.
 func verifyDir(dir string) (*VerifyReport, error) {
 	m, err := ReadManifest(dir)
@@ -747,7 +666,7 @@ func verifyDir(dir string) (*VerifyReport, error) {
 func InspectPathWith(p string, opts InspectOptions) (*Inspection, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w; give a checkpoint image directory (runcr checkpoint --image-path) or archive (runcr checkpoint --export, podman container checkpoint --export, crictl checkpoint --export)", p, unwrapPathError(err))
+		return nil, fmt.Errorf("%s: %w; give a checkpoint image directory (runcr checkpoint --image-path) or archive (runcr checkpoint --export, podman container checkpoint --export, crictl checkpoint --export)", p, fsutil.UnwrapPathError(err))
 	}
 	if fi.IsDir() {
 		var v *VerifyReport

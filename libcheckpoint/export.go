@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/runcr/runcr/libcheckpoint/archive"
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
 // The glue between the checkpoint and restore flows and package archive:
@@ -74,7 +75,7 @@ func startExport(opts *CheckpointOptions) (*exportFile, error) {
 		} else {
 			dir := filepath.Dir(target.Path)
 			if e.tmp, err = os.CreateTemp(dir, "."+filepath.Base(target.Path)+".tmp-*"); err != nil {
-				return nil, invalid("export", "cannot write the archive in %s: %v; the container was not checkpointed: give a path in an existing, writable directory", dir, unwrapPathError(err))
+				return nil, invalid("export", "cannot write the archive in %s: %v; the container was not checkpointed: give a path in an existing, writable directory", dir, fsutil.UnwrapPathError(err))
 			}
 		}
 	}
@@ -201,7 +202,7 @@ func importImages(opts *RestoreOptions) (*importedImages, error) {
 		}
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, invalid("import", "%s: %v; give the file `runcr checkpoint --export` wrote", path, unwrapPathError(err))
+			return nil, invalid("import", "%s: %v; give the file `runcr checkpoint --export` wrote", path, fsutil.UnwrapPathError(err))
 		}
 		defer f.Close()
 		fi, err := f.Stat()

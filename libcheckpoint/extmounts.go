@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -13,7 +12,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
+	"github.com/runcr/runcr/libcheckpoint/image"
 )
 
 // ErrUnsafeMount: a mount CRIU can't be told about safely. CRIU before
@@ -131,25 +130,14 @@ func checkMountsUnmoved(cfg *configs.Config, initPid int, op string) error {
 // mount unsafely: CRIU looks each key up in the list libcontainer gives it,
 // and a CRIU without the fix for CVE-2026-119614 parses that list by "]:".
 func checkImageMountKeys(dir string) error {
-	names, err := filepath.Glob(filepath.Join(dir, "mountpoints-*.img"))
+	keys, err := image.ExternalMountKeys(dir)
 	if err != nil {
 		return err
 	}
-	for _, p := range names {
-		name := filepath.Base(p)
-		img, err := decodeCriuImage(dir, name, "MNTS", &mnt.MntEntry{})
-		if err != nil {
-			return err
-		}
-		for _, e := range img.Entries {
-			me, ok := e.Message.(*mnt.MntEntry)
-			if !ok || me.ExtKey == nil {
-				continue
-			}
-			if why := unsafeMountKey(me.GetExtKey()); why != "" {
-				return fmt.Errorf("%w: --image-path: %s: invalid external mount destination %q (the mount at %q), %s; refusing to hand it to CRIU (CVE-2026-119614): these images were not written by a CRIU dump of a runc container",
-					ErrUnsafeMount, p, me.GetExtKey(), me.GetMountpoint(), why)
-			}
+	for _, k := range keys {
+		if why := unsafeMountKey(k.Key); why != "" {
+			return fmt.Errorf("%w: --image-path: %s: invalid external mount destination %q (the mount at %q), %s; refusing to hand it to CRIU (CVE-2026-119614): these images were not written by a CRIU dump of a runc container",
+				ErrUnsafeMount, k.Image, k.Key, k.Mountpoint, why)
 		}
 	}
 	return nil

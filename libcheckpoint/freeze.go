@@ -8,15 +8,12 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/cgroup"
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
+	"github.com/runcr/runcr/libcheckpoint/image"
 )
 
 // CRIU freezes a container by writing FROZEN to its freezer and reading the
@@ -139,25 +136,7 @@ func (f *preFreeze) release() {
 // (--manage-cgroups-mode ignore) or without a freezer state (cgroup v2)
 // are left as they are.
 func recordThawed(dir string) error {
-	img, err := decodeCgroupImage(dir)
-	if err != nil || img == nil {
-		return err
-	}
-	changed := 0
-	for _, p := range freezerStates(img) {
-		if p.GetValue() != string(cgroups.Thawed) {
-			p.Value = proto.String(string(cgroups.Thawed))
-			changed++
-		}
-	}
-	if changed == 0 {
-		return nil
-	}
-	path := filepath.Join(dir, "cgroup.img")
-	if err := fsutil.ReplaceFile(path, func(f *os.File) error { return crit.New(nil, f, "", false, false).Encode(img) }); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return image.RewriteFreezerState(dir, string(cgroups.Thawed))
 }
 
 // checkFrozenRestore refuses --manage-cgroups-mode full or strict for
@@ -169,48 +148,14 @@ func checkFrozenRestore(dir, mode string) error {
 	if mode != "full" && mode != "strict" {
 		return nil
 	}
-	img, err := decodeCgroupImage(dir)
-	if err != nil || img == nil {
+	states, err := image.FreezerStates(dir)
+	if err != nil {
 		return err
 	}
-	for _, p := range freezerStates(img) {
-		if p.GetValue() == string(cgroups.Frozen) {
+	for _, state := range states {
+		if state == string(cgroups.Frozen) {
 			return fmt.Errorf("%w: --manage-cgroups-mode %s: the images in %s record the container frozen (it was paused when checkpointed), and CRIU, restoring that state, would freeze its own restore and hang; restore with --manage-cgroups-mode soft (the default) and resume the container after", ErrUnsupported, mode, dir)
 		}
 	}
 	return nil
-}
-
-// decodeCgroupImage decodes dir's cgroup.img, or returns nil if there is
-// none.
-func decodeCgroupImage(dir string) (*crit.CriuImage, error) {
-	img, err := decodeCriuImage(dir, "cgroup.img", "CGROUP", &cgroup.CgroupEntry{})
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	return img, err
-}
-
-// freezerStates are the freezer.state properties of every cgroup in img.
-func freezerStates(img *crit.CriuImage) []*cgroup.CgroupPropEntry {
-	var props []*cgroup.CgroupPropEntry
-	var walk func(dirs []*cgroup.CgroupDirEntry)
-	walk = func(dirs []*cgroup.CgroupDirEntry) {
-		for _, d := range dirs {
-			for _, p := range d.GetProperties() {
-				if p.GetName() == "freezer.state" {
-					props = append(props, p)
-				}
-			}
-			walk(d.GetChildren())
-		}
-	}
-	for _, e := range img.Entries {
-		if entry, ok := e.Message.(*cgroup.CgroupEntry); ok {
-			for _, c := range entry.GetControllers() {
-				walk(c.GetDirs())
-			}
-		}
-	}
-	return props
 }

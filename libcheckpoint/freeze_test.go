@@ -14,6 +14,8 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/cgroup"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/runcr/runcr/libcheckpoint/image"
 )
 
 // The thaw guard leaves the freezer alone when runcr says ok, and thaws it
@@ -117,7 +119,7 @@ func TestRecordThawed(t *testing.T) {
 	if err := recordThawed(dir); err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := decodeImage(dir, "cgroup.img", "CGROUP", &cgroup.CgroupEntry{})
+	msgs, err := image.DecodeImage(dir, "cgroup.img", "CGROUP", &cgroup.CgroupEntry{})
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("decoding the rewritten image: %v (%d entries)", err, len(msgs))
 	}

@@ -10,12 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/cgroup"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
-	"google.golang.org/protobuf/proto"
-
+	"github.com/runcr/runcr/libcheckpoint/image"
 	"github.com/runcr/runcr/libcheckpoint/internal/testutil"
 )
 
@@ -24,7 +19,7 @@ import (
 // empty entries, as many as the file has words).
 func hugeImage(t *testing.T, dir, name, magic string, size int64) {
 	t.Helper()
-	m := criuMagics().ByName
+	m := image.Magics().ByName
 	head := binary.LittleEndian.AppendUint32(nil, uint32(m["IMG_COMMON"]))
 	head = binary.LittleEndian.AppendUint32(head, uint32(m[magic]))
 	path := filepath.Join(dir, name)
@@ -67,7 +62,7 @@ func TestPathologicalImagesRefusedFast(t *testing.T) {
 			if tc.magic != "PAGEMAP" {
 				return
 			}
-			err = testutil.Bounded(t, "restore's pages check", func() error { return checkPagesComplete(dir) })
+			err = testutil.Bounded(t, "restore's pages check", func() error { return image.CheckPagesComplete(dir) })
 			if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), tc.file) || !strings.Contains(err.Error(), "runcr's limit") {
 				t.Fatalf("checkPagesComplete: got %v, want a refusal naming %s and the limit", err, tc.file)
 			}
@@ -78,7 +73,7 @@ func TestPathologicalImagesRefusedFast(t *testing.T) {
 func TestPathologicalCgroupAndMountImages(t *testing.T) {
 	dir := t.TempDir()
 	hugeImage(t, dir, "cgroup.img", "CGROUP", 4<<30)
-	err := testutil.Bounded(t, "cgroup.img", func() error { _, err := decodeCgroupImage(dir); return err })
+	err := testutil.Bounded(t, "cgroup.img", func() error { _, err := image.FreezerStates(dir); return err })
 	if !errors.Is(err, ErrBadImage) || !strings.Contains(err.Error(), "cgroup.img") || !strings.Contains(err.Error(), "runcr's limit") {
 		t.Fatalf("cgroup.img: got %v", err)
 	}
@@ -87,69 +82,6 @@ func TestPathologicalCgroupAndMountImages(t *testing.T) {
 	if !errors.Is(err, ErrBadImage) || !strings.Contains(err.Error(), "mountpoints-12.img") || !strings.Contains(err.Error(), "runcr's limit") {
 		t.Fatalf("mountpoints: got %v", err)
 	}
-}
-
-// FuzzImageDecoders: whatever an image holds (huge, zero-filled,
-// truncated, garbage entry sizes), the decoders return an error or a
-// result, never panic, and stay within the limits.
-func FuzzImageDecoders(f *testing.F) {
-	m := criuMagics().ByName
-	head := func(magic string) []byte {
-		b := binary.LittleEndian.AppendUint32(nil, uint32(m["IMG_COMMON"]))
-		return binary.LittleEndian.AppendUint32(b, uint32(m[magic]))
-	}
-	for _, magic := range []string{"PAGEMAP", "PSTREE", "MNTS", "CGROUP"} {
-		f.Add(magic, head(magic), uint32(0))
-		f.Add(magic, append(head(magic), make([]byte, 4096)...), uint32(0))        // zero-filled
-		f.Add(magic, append(head(magic), 0xff, 0xff, 0xff, 0x7f), uint32(0))       // an entry claiming 2 GiB
-		f.Add(magic, append(head(magic), 8, 0, 0, 0, 1, 2), uint32(0))             // truncated entry
-		f.Add(magic, head(magic)[:6], uint32(0))                                   // truncated header
-		f.Add(magic, append(head(magic), 2, 0, 0, 0, 0x08, 0x07), uint32(64<<20))  // sparse tail
-		f.Add(magic, append(head(magic), 4, 0, 0, 0, 0x28, 0x80, 0x80), uint32(3)) // bad varint
-	}
-	// Every limited image kind, not only those with a decoder of their own
-	// (a magic without a file name once made the test write to its dir).
-	for magic := range imageLimits {
-		f.Add(magic, append(head(magic), 2, 0, 0, 0, 0x08, 0x07), uint32(0))
-	}
-	f.Fuzz(func(t *testing.T, magic string, data []byte, sparse uint32) {
-		if _, ok := imageLimits[magic]; !ok {
-			return
-		}
-		dir := t.TempDir()
-		names := map[string]string{"PAGEMAP": "pagemap-1.img", "PSTREE": "pstree.img", "MNTS": "mountpoints-1.img", "CGROUP": "cgroup.img"}
-		name, ok := names[magic]
-		if !ok {
-			name = strings.ToLower(magic) + ".img"
-		}
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if sparse > 0 {
-			if err := os.Truncate(path, int64(len(data))+int64(sparse)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		start := time.Now()
-		switch magic {
-		case "PAGEMAP":
-			_ = checkPagesComplete(dir)
-			_, _, _ = pagesInMap(path, 4096)
-		case "MNTS":
-			_ = checkImageMountKeys(dir)
-		case "CGROUP":
-			_, _ = decodeCgroupImage(dir)
-		}
-		types := map[string]proto.Message{"PAGEMAP": &pagemap.PagemapEntry{}, "PSTREE": &pstree.PstreeEntry{}, "MNTS": &mnt.MntEntry{}, "CGROUP": &cgroup.CgroupEntry{}}
-		if msg, ok := types[magic]; ok {
-			_, _ = decodeCriuImage(dir, name, magic, msg)
-		}
-		_ = scanImage(dir, name, magic, func([]byte) error { return nil })
-		if d := time.Since(start); d > 5*time.Second {
-			t.Fatalf("%d bytes (+%d sparse) took %v", len(data), sparse, d)
-		}
-	})
 }
 
 // A FIFO (or device) under an image's or the manifest's name is refused

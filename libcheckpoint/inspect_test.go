@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/runcr/runcr/libcheckpoint/image"
 	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
@@ -148,8 +149,8 @@ func craftCheckpoint(t *testing.T, dir, regPath string) {
 	argStart := uint64(0x10000 + testPage + 100)
 	writeImage(t, dir, "mm-1.img", "MM", mmEntry(argStart, argStart+uint64(len(args)), [2]uint64{0x10000, 0x10000 + 8*testPage}))
 	writeImage(t, dir, "pagemap-1.img", "PAGEMAP", &pagemap.PagemapHead{PagesId: u32(1)},
-		pagemapEntry(0x10000, 1, pagemapPresent),
-		pagemapEntry(0x10000+testPage, 2, pagemapPresent|pagemapLazy))
+		pagemapEntry(0x10000, 1, image.PagemapPresent),
+		pagemapEntry(0x10000+testPage, 2, image.PagemapPresent|image.PagemapLazy))
 	pages := make([]byte, 3*testPage)
 	copy(pages[testPage+100:], args)
 	if err := os.WriteFile(filepath.Join(dir, "pages-1.img"), pages, 0o600); err != nil {
@@ -159,7 +160,7 @@ func craftCheckpoint(t *testing.T, dir, regPath string) {
 	// (compat count, no flags).
 	writeImage(t, dir, "mm-7.img", "MM", mmEntry(0x20000, 0x20010, [2]uint64{0x20000, 0x20000 + 16*testPage}))
 	writeImage(t, dir, "pagemap-7.img", "PAGEMAP", &pagemap.PagemapHead{PagesId: u32(2)},
-		pagemapEntry(0x20000, 4, pagemapParent),
+		pagemapEntry(0x20000, 4, image.PagemapParent),
 		&pagemap.PagemapEntry{Vaddr: u64(0x20000 + 4*testPage), NrPages: u32(2)})
 	if err := os.WriteFile(filepath.Join(dir, "pages-2.img"), make([]byte, 2*testPage), 0o600); err != nil {
 		t.Fatal(err)
@@ -426,7 +427,7 @@ func TestInspectInconsistentImages(t *testing.T) {
 		{"pagemap without header", "pagemap-1.img", func(t *testing.T, dir string) { writeImage(t, dir, "pagemap-1.img", "PAGEMAP") }},
 		{"more pages than pages-1.img holds", "pages-1.img", func(t *testing.T, dir string) {
 			writeImage(t, dir, "pagemap-1.img", "PAGEMAP", &pagemap.PagemapHead{PagesId: u32(1)},
-				pagemapEntry(0x10000, 1<<40, pagemapPresent))
+				pagemapEntry(0x10000, 1<<40, image.PagemapPresent))
 		}},
 		{"mapping ends before it starts", "mm-7.img", func(t *testing.T, dir string) {
 			writeImage(t, dir, "mm-7.img", "MM", mmEntry(0, 0, [2]uint64{0x3000, 0x2000}))

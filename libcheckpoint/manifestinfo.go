@@ -9,7 +9,6 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit"
 	"golang.org/x/sys/unix"
 )
 
@@ -80,51 +79,4 @@ func criuVersionFromLog(logFile string) string {
 		}
 	}
 	return ""
-}
-
-// ReadDumpStats reads CRIU's stats-dump from dir. It decodes it with
-// crit (see readStats): go-criu's stats package registers the same
-// protobuf file as crit and the two cannot be linked together.
-func ReadDumpStats(dir string) (*DumpStats, error) {
-	st, err := readStats(dir, crit.StatsDump)
-	if err != nil {
-		return nil, err
-	}
-	s := st.GetDump()
-	if s == nil {
-		return nil, badImage(dir, crit.StatsDump, "holds no dump statistics")
-	}
-	return &DumpStats{
-		FreezingTime:         s.GetFreezingTime(),
-		FrozenTime:           s.GetFrozenTime(),
-		MemdumpTime:          s.GetMemdumpTime(),
-		MemwriteTime:         s.GetMemwriteTime(),
-		PagesScanned:         s.GetPagesScanned(),
-		PagesSkippedParent:   s.GetPagesSkippedParent(),
-		PagesWritten:         s.GetPagesWritten(),
-		PagesLazy:            s.GetPagesLazy(),
-		IrmapResolve:         s.GetIrmapResolve(),
-		ShpagesScanned:       s.GetShpagesScanned(),
-		ShpagesSkippedParent: s.GetShpagesSkippedParent(),
-		ShpagesWritten:       s.GetShpagesWritten(),
-	}, nil
-}
-
-// ReadRestoreStats reads CRIU's stats-restore from dir.
-func ReadRestoreStats(dir string) (*RestoreStats, error) {
-	st, err := readStats(dir, crit.StatsRestore)
-	if err != nil {
-		return nil, err
-	}
-	s := st.GetRestore()
-	if s == nil {
-		return nil, badImage(dir, crit.StatsRestore, "holds no restore statistics")
-	}
-	return &RestoreStats{
-		PagesCompared:   s.GetPagesCompared(),
-		PagesSkippedCow: s.GetPagesSkippedCow(),
-		ForkingTime:     s.GetForkingTime(),
-		RestoreTime:     s.GetRestoreTime(),
-		PagesRestored:   s.GetPagesRestored(),
-	}, nil
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
 // outputTarget says how to write a file the user named without destroying
@@ -34,7 +36,7 @@ func resolveOutput(flag, path string) (outputTarget, error) {
 		}
 		return outputTarget{Path: path}, nil
 	case err != nil:
-		return outputTarget{}, invalid(flag, "%s: %v", path, unwrapPathError(err))
+		return outputTarget{}, invalid(flag, "%s: %v", path, fsutil.UnwrapPathError(err))
 	case fi.IsDir():
 		return outputTarget{}, invalid(flag, "%s is a directory; give a file name", path)
 	case fi.Mode()&fs.ModeSocket != 0:
@@ -42,7 +44,7 @@ func resolveOutput(flag, path string) (outputTarget, error) {
 	case fi.Mode().IsRegular():
 		resolved, err := filepath.EvalSymlinks(path)
 		if err != nil {
-			return outputTarget{}, invalid(flag, "%s: %v", path, unwrapPathError(err))
+			return outputTarget{}, invalid(flag, "%s: %v", path, fsutil.UnwrapPathError(err))
 		}
 		return outputTarget{Path: resolved}, nil
 	default:
@@ -55,7 +57,7 @@ func resolveOutput(flag, path string) (outputTarget, error) {
 func openThrough(flag, path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
-		return nil, invalid(flag, "cannot open %s for writing: %v", path, unwrapPathError(err))
+		return nil, invalid(flag, "cannot open %s for writing: %v", path, fsutil.UnwrapPathError(err))
 	}
 	return f, nil
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
 // ProcessOptions are what SetupProcess sets for the whole process.
@@ -114,7 +116,7 @@ func (rt *Runtime) checkCriuOnPath() error {
 	}
 	want, err := os.Stat(rt.CriuPath)
 	if err != nil {
-		return invalid("criu", "%s: %v; give the path of a criu binary", rt.CriuPath, unwrapPathError(err))
+		return invalid("criu", "%s: %v; give the path of a criu binary", rt.CriuPath, fsutil.UnwrapPathError(err))
 	}
 	onPath, err := exec.LookPath("criu")
 	if err == nil {

@@ -19,6 +19,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/runcr/runcr/libcheckpoint/image"
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
@@ -110,7 +112,7 @@ func (rt *Runtime) Restore(ctx context.Context, id string, opts RestoreOptions) 
 	if engine {
 		if _, err := os.Stat(filepath.Join(opts.Bundle, "config.json")); err != nil {
 			return -1, invalid("bundle", "%s has no config.json: %v; restoring an engine's archive needs a bundle whose config.json has the checkpointed container's mounts and namespaces. The archive's %s is the config the container ran with, but it names the engine's rootfs, bind mount sources and network namespace, which are gone or the engine's: runcr does not use it as it is; adapt a copy of it (root.path, bind mount sources, namespace paths, cgroupsPath) into the bundle",
-				opts.Bundle, unwrapPathError(err), engineSpecDump)
+				opts.Bundle, fsutil.UnwrapPathError(err), engineSpecDump)
 		}
 	}
 	spec, err := loadSpec(opts.Bundle)
@@ -342,14 +344,14 @@ func prepareRestorePaths(opts *RestoreOptions, c *libcontainer.CriuOpts) error {
 	fi, err := os.Stat(c.ImagesDirectory)
 	switch {
 	case err != nil:
-		return invalid("image-path", "%s: %v; give the directory `runcr checkpoint --image-path` wrote", c.ImagesDirectory, unwrapPathError(err))
+		return invalid("image-path", "%s: %v; give the directory `runcr checkpoint --image-path` wrote", c.ImagesDirectory, fsutil.UnwrapPathError(err))
 	case !fi.IsDir():
 		return invalid("image-path", "%s is not a directory", c.ImagesDirectory)
 	}
 	if _, err := os.Stat(filepath.Join(c.ImagesDirectory, "inventory.img")); err != nil {
 		return invalid("image-path", "%s holds no checkpoint (no inventory.img); give the directory `runcr checkpoint --image-path` wrote", c.ImagesDirectory)
 	}
-	if err := checkPagesComplete(c.ImagesDirectory); err != nil {
+	if err := image.CheckPagesComplete(c.ImagesDirectory); err != nil {
 		return err
 	}
 	if err := checkImageMountKeys(c.ImagesDirectory); err != nil {
@@ -395,7 +397,7 @@ func loadSpec(bundle string) (*specs.Spec, error) {
 	path := filepath.Join(bundle, "config.json")
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, invalid("bundle", "%s: %v; give the bundle directory the container was created from", path, unwrapPathError(err))
+		return nil, invalid("bundle", "%s: %v; give the bundle directory the container was created from", path, fsutil.UnwrapPathError(err))
 	}
 	var spec *specs.Spec
 	if err := json.Unmarshal(data, &spec); err != nil {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/runcr/runcr/libcheckpoint/archive"
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
 // An engine archive's rootfs-diff.tar holds what the container changed in
@@ -323,7 +324,7 @@ func (p *rootfsDiffPlan) checkRootfs(root *os.Root, deleted []string) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("%w: %s: %q in the rootfs: %w", ErrBadArchive, engineRootfsDiff, name, unwrapPathError(err))
+			return fmt.Errorf("%w: %s: %q in the rootfs: %w", ErrBadArchive, engineRootfsDiff, name, fsutil.UnwrapPathError(err))
 		}
 		if uses[name] {
 			if !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0 {
@@ -384,7 +385,7 @@ func applyRootfsDiff(diffPath string, root *os.Root, p *rootfsDiffPlan) error {
 			continue
 		}
 		if err := applyDiffEntry(root, e, hdr, tr, buf, chown); err != nil {
-			return fmt.Errorf("%s: entry %q: %w", engineRootfsDiff, hdr.Name, unwrapPathError(err))
+			return fmt.Errorf("%s: entry %q: %w", engineRootfsDiff, hdr.Name, fsutil.UnwrapPathError(err))
 		}
 		if e.kind == diffDir {
 			dirs = append(dirs, dirMeta{e.rel, hdr})
@@ -395,7 +396,7 @@ func applyRootfsDiff(diffPath string, root *os.Root, p *rootfsDiffPlan) error {
 	for i := len(dirs) - 1; i >= 0; i-- {
 		d := dirs[i]
 		if err := setMeta(root, d.rel, d.hdr, chown); err != nil {
-			return fmt.Errorf("%s: entry %q: %w", engineRootfsDiff, d.hdr.Name, unwrapPathError(err))
+			return fmt.Errorf("%s: entry %q: %w", engineRootfsDiff, d.hdr.Name, fsutil.UnwrapPathError(err))
 		}
 	}
 	return nil
@@ -530,7 +531,7 @@ func modeBits(m int64) fs.FileMode {
 func removeDeleted(root *os.Root, deleted []string) error {
 	for _, d := range deleted {
 		if err := root.RemoveAll(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: removing %q: %w", engineDeletedFiles, d, unwrapPathError(err))
+			return fmt.Errorf("%s: removing %q: %w", engineDeletedFiles, d, fsutil.UnwrapPathError(err))
 		}
 	}
 	return nil

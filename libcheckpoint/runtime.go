@@ -21,6 +21,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
+
 	// Lets libcontainer's cgroup managers apply device rules on restore,
 	// as runc does.
 	_ "github.com/opencontainers/cgroups/devices"
@@ -336,7 +338,7 @@ func checkCriuBinary(ctx context.Context, path string) error {
 	fi, err := os.Stat(path)
 	switch {
 	case err != nil:
-		return invalid("criu", "%s: %v; give the path of a criu binary", path, unwrapPathError(err))
+		return invalid("criu", "%s: %v; give the path of a criu binary", path, fsutil.UnwrapPathError(err))
 	case fi.IsDir():
 		return invalid("criu", "%s is a directory; give the path of the criu binary itself", path)
 	case !fi.Mode().IsRegular():

@@ -1,4 +1,4 @@
-package libcheckpoint
+package image
 
 import (
 	"encoding/binary"
@@ -12,6 +12,8 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/magic"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/errdefs"
 )
 
 // pagemapImage encodes a pagemap as CRIU 4 writes it: nr_pages in field 5.
@@ -41,7 +43,7 @@ func pagemapImage(t *testing.T, pagesID uint32, entries []struct{ pages, flags u
 func TestCheckPagesComplete(t *testing.T) {
 	ps := uint64(os.Getpagesize())
 	// 3 pages here, 5 in the parent, 2 lazy on a page server.
-	entries := []struct{ pages, flags uint32 }{{2, pagemapPresent}, {5, 1 /* PE_PARENT */}, {1, pagemapPresent}, {2, 2 /* PE_LAZY */}}
+	entries := []struct{ pages, flags uint32 }{{2, PagemapPresent}, {5, 1 /* PE_PARENT */}, {1, PagemapPresent}, {2, 2 /* PE_LAZY */}}
 	img := pagemapImage(t, 7, entries)
 	tests := []struct {
 		name    string
@@ -67,16 +69,16 @@ func TestCheckPagesComplete(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			err := checkPagesComplete(dir)
+			err := CheckPagesComplete(dir)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
-			if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--image-path") ||
+			if !errors.Is(err, errdefs.ErrInvalidOption) || !strings.Contains(err.Error(), "--image-path") ||
 				!strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "intact copy") {
-				t.Fatalf("got %v, want ErrInvalidOption naming --image-path and %q", err, tc.want)
+				t.Fatalf("got %v, want errdefs.ErrInvalidOption naming --image-path and %q", err, tc.want)
 			}
 		})
 	}

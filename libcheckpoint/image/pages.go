@@ -1,4 +1,4 @@
-package libcheckpoint
+package image
 
 import (
 	"errors"
@@ -13,15 +13,16 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/runcr/runcr/libcheckpoint/internal/errdefs"
 	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
-// checkPagesComplete refuses images whose memory is cut short: every
+// CheckPagesComplete refuses images whose memory is cut short: every
 // pagemap-*.img lists the pages stored in its pages-N.img, and a pages file
 // shorter than that makes CRIU 4.2's restorer retry its read forever (a
 // hung restore writing gigabytes of log) instead of failing. Pages kept in
 // a parent (pre-dump) or on a page server are not counted.
-func checkPagesComplete(dir string) error {
+func CheckPagesComplete(dir string) error {
 	maps, err := filepath.Glob(filepath.Join(dir, "pagemap-*.img"))
 	if err != nil {
 		return err
@@ -30,7 +31,7 @@ func checkPagesComplete(dir string) error {
 	for _, m := range maps {
 		id, want, err := pagesInMap(m, pageSize)
 		if err != nil {
-			return invalid("image-path", "%s is damaged: %v; restore from an intact copy of the checkpoint or make a new one", m, err)
+			return errdefs.Invalid("image-path", "%s is damaged: %v; restore from an intact copy of the checkpoint or make a new one", m, err)
 		}
 		pages := filepath.Join(dir, fmt.Sprintf("pages-%d.img", id))
 		fi, err := os.Stat(pages)
@@ -40,7 +41,7 @@ func checkPagesComplete(dir string) error {
 			continue
 		}
 		if uint64(fi.Size()) < want {
-			return invalid("image-path", "%s is truncated: %d bytes, but %s lists %d; restore from an intact copy of the checkpoint or make a new one",
+			return errdefs.Invalid("image-path", "%s is truncated: %d bytes, but %s lists %d; restore from an intact copy of the checkpoint or make a new one",
 				pages, fi.Size(), filepath.Base(m), want)
 		}
 	}
@@ -87,7 +88,7 @@ func pagesInMap(path string, pageSize uint64) (id uint32, size uint64, err error
 		if err := proto.Unmarshal(msg, &pe); err != nil {
 			return 0, 0, fmt.Errorf("entry %d: %w", i, err)
 		}
-		if pagemapFlags(&pe)&pagemapPresent != 0 {
+		if pagemapFlags(&pe)&PagemapPresent != 0 {
 			n := nrPages(&pe)
 			if n > math.MaxUint64/pageSize || n*pageSize > math.MaxUint64-size {
 				return 0, 0, fmt.Errorf("entry %d: lists more pages than an address space holds", i)

@@ -1,4 +1,4 @@
-package libcheckpoint
+package image
 
 import (
 	"bufio"
@@ -68,8 +68,8 @@ func limitFor(want string) imageLimit {
 	return defaultImageLimit
 }
 
-// criuMagics is go-criu's table of image magics, built once.
-var criuMagics = sync.OnceValue(magic.LoadMagic)
+// Magics is go-criu's table of image magics, built once.
+var Magics = sync.OnceValue(magic.LoadMagic)
 
 // imageScanner streams the entries of one CRIU image within its limits.
 type imageScanner struct {
@@ -101,7 +101,7 @@ func newImageScanner(f *os.File, want string) (*imageScanner, error) {
 		return nil, fmt.Errorf("%w: %d bytes, more than the %d a %s image may have", errImageLimit, s.size, s.lim.MaxSize, want)
 	}
 	s.r = bufio.NewReaderSize(io.LimitReader(f, s.size), 32<<10)
-	magics := criuMagics()
+	magics := Magics()
 	var word [4]byte
 	readWord := func() (uint32, error) {
 		if _, err := io.ReadFull(s.r, word[:]); err != nil {

@@ -1,4 +1,4 @@
-package libcheckpoint
+package image
 
 import (
 	"bytes"
@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
+	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
 // ErrBadImage: an image file of a checkpoint is missing, truncated or not
@@ -42,7 +43,7 @@ type Inspection struct {
 	Dir string `json:"dir"`
 	// Manifest is runcr's manifest; nil for images made by runc or by a
 	// runcr older than manifests.
-	Manifest *Manifest `json:"manifest"`
+	Manifest *manifest.Manifest `json:"manifest"`
 	// ImageVersion is CRIU's image format version (inventory.img).
 	ImageVersion uint32 `json:"image_version"`
 	// LSM is the security module of the dumping host: "apparmor",
@@ -68,7 +69,7 @@ type Inspection struct {
 	Engine *EngineInfo `json:"engine"`
 	// Dump is CRIU's dump statistics (stats-dump, else the manifest's);
 	// nil when there are none.
-	Dump *DumpReport `json:"dump_stats"`
+	Dump *manifest.DumpReport `json:"dump_stats"`
 	// Warnings say what could not be read without making the images
 	// unusable (a command line in a parent image, pages on a page server).
 	Warnings []string `json:"warnings,omitempty"`
@@ -214,7 +215,7 @@ func Inspect(dir string) (*Inspection, error) {
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", abs, unwrapPathError(err))
+		return nil, fmt.Errorf("%s: %w", abs, fsutil.UnwrapPathError(err))
 	}
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory of checkpoint images", abs)
@@ -248,12 +249,12 @@ func (in *inspector) warn(format string, args ...any) {
 }
 
 func (in *inspector) run() error {
-	m, err := ReadManifest(in.dir)
+	m, err := manifest.Read(in.dir)
 	if err != nil {
-		return fmt.Errorf("%s: %w", filepath.Join(in.dir, ManifestFile), err)
+		return fmt.Errorf("%s: %w", filepath.Join(in.dir, manifest.File), err)
 	}
 	in.ins.Manifest = m
-	if m != nil && m.State != ManifestComplete {
+	if m != nil && m.State != manifest.StateComplete {
 		in.warn("the manifest says the checkpoint never finished: the images may be partial")
 	}
 	if _, err := os.Stat(filepath.Join(in.dir, "inventory.img")); errors.Is(err, os.ErrNotExist) {
@@ -306,7 +307,7 @@ func (in *inspector) decode(name, want string, entryType proto.Message) ([]proto
 	if err := in.inTime(name); err != nil {
 		return nil, err
 	}
-	return decodeImage(in.dir, name, want, entryType)
+	return DecodeImage(in.dir, name, want, entryType)
 }
 
 func badImage(dir, name, format string, args ...any) error {
@@ -348,9 +349,9 @@ func scanImage(dir, name, want string, fn func(msg []byte) error) error {
 	}
 }
 
-// decodeImage reads image file dir/name, which must carry magic want,
+// DecodeImage reads image file dir/name, which must carry magic want,
 // with crit and returns its entries (see decodeCriuImage).
-func decodeImage(dir, name, want string, entryType proto.Message) ([]proto.Message, error) {
+func DecodeImage(dir, name, want string, entryType proto.Message) ([]proto.Message, error) {
 	img, err := decodeCriuImage(dir, name, want, entryType)
 	if err != nil {
 		return nil, err
@@ -396,7 +397,7 @@ func decodeCriuImage(dir, name, want string, entryType proto.Message) (_ *crit.C
 // readStats reads CRIU's statistics file dir/name (stats-dump or
 // stats-restore) with crit.
 func readStats(dir, name string) (*critstats.StatsEntry, error) {
-	entries, err := decodeImage(dir, name, "STATS", &critstats.StatsEntry{})
+	entries, err := DecodeImage(dir, name, "STATS", &critstats.StatsEntry{})
 	if err != nil {
 		return nil, err
 	}
@@ -583,12 +584,12 @@ func (in *inspector) memory(p *InspectedProcess) error {
 		}
 		p.Memory.Pages += n
 		switch flags := pagemapFlags(pe); {
-		case flags&pagemapParent != 0:
+		case flags&PagemapParent != 0:
 			p.Memory.PagesInParent += n
 			onlyPresent = false
-		case flags&pagemapPresent != 0:
+		case flags&PagemapPresent != 0:
 			present += n // PE_LAZY as well: lazy-able, but in the image
-		case flags&pagemapLazy != 0:
+		case flags&PagemapLazy != 0:
 			p.Memory.PagesLazy += n
 			onlyPresent = false
 		}
@@ -635,9 +636,9 @@ func (in *inspector) memory(p *InspectedProcess) error {
 
 // CRIU's pagemap entry flags (criu/include/pagemap.h).
 const (
-	pagemapParent  = 1 << 0
-	pagemapLazy    = 1 << 1
-	pagemapPresent = 1 << 2
+	PagemapParent  = 1 << 0
+	PagemapLazy    = 1 << 1
+	PagemapPresent = 1 << 2
 )
 
 // pagemapFlags reads an entry's flags, taking images older than the flags
@@ -647,9 +648,9 @@ func pagemapFlags(pe *pagemap.PagemapEntry) uint32 {
 		return pe.GetFlags()
 	}
 	if pe.GetInParent() {
-		return pagemapParent
+		return PagemapParent
 	}
-	return pagemapPresent
+	return PagemapPresent
 }
 
 // readArgs reads the command line of pid from its dumped memory with
