@@ -18,7 +18,7 @@ func FuzzCheckpointOptions(f *testing.F) {
 	f.Add("", "", "", "[::1]:65535", -2)
 	f.Fuzz(func(t *testing.T, mode, ns, parent, pageServer string, statusFD int) {
 		o := NewCheckpointOptions()
-		o.ManageCgroupsMode = mode
+		o.ManageCgroupsMode = CgroupMode(mode)
 		if ns != "" {
 			o.EmptyNamespaces = strings.Split(ns, ",")
 		}
@@ -48,7 +48,7 @@ func FuzzRestoreOptions(f *testing.F) {
 	f.Add("x", "ipc", "selinux:", "/abs")
 	f.Fuzz(func(t *testing.T, mode, ns, lsm, parent string) {
 		o := RestoreOptions{LSMProfile: lsm, ParentPath: parent}
-		o.ManageCgroupsMode = mode
+		o.ManageCgroupsMode = CgroupMode(mode)
 		if ns != "" {
 			o.EmptyNamespaces = strings.Split(ns, ",")
 		}

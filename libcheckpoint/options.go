@@ -34,8 +34,26 @@ var (
 	ErrCRIU = errors.New("criu failed")
 )
 
-// Cgroup management modes accepted by --manage-cgroups-mode (see criu(8)).
-var cgroupModes = []string{"soft", "full", "strict", "ignore"}
+// CgroupMode is how CRIU manages the container's cgroups
+// (--manage-cgroups-mode, see criu(8)), as go-runc's CgroupMode; ""
+// leaves it to CRIU (soft).
+type CgroupMode string
+
+// The modes CRIU knows.
+const (
+	// CgroupModeSoft restores the cgroup properties only of cgroups
+	// CRIU creates (CRIU's default).
+	CgroupModeSoft CgroupMode = "soft"
+	// CgroupModeFull restores all cgroup properties.
+	CgroupModeFull CgroupMode = "full"
+	// CgroupModeStrict is full, and fails when a cgroup is already there.
+	CgroupModeStrict CgroupMode = "strict"
+	// CgroupModeIgnore leaves cgroups alone: not dumped, not restored.
+	CgroupModeIgnore CgroupMode = "ignore"
+)
+
+// Cgroup management modes accepted by --manage-cgroups-mode.
+var cgroupModes = []CgroupMode{CgroupModeSoft, CgroupModeFull, CgroupModeStrict, CgroupModeIgnore}
 
 // Namespaces that --empty-ns may name. runc does not manage network
 // devices, so CRIU only may be told to leave the network namespace empty.
@@ -63,9 +81,9 @@ type CommonOptions struct {
 	ShellJob bool
 	// FileLocks checkpoints/restores held file locks (--file-locks; must match).
 	FileLocks bool
-	// ManageCgroupsMode tells CRIU how to handle cgroups: "soft", "full",
-	// "strict", "ignore", or "" for CRIU's default (--manage-cgroups-mode).
-	ManageCgroupsMode string
+	// ManageCgroupsMode tells CRIU how to handle cgroups: one of the
+	// CgroupMode constants, or "" for CRIU's default (--manage-cgroups-mode).
+	ManageCgroupsMode CgroupMode
 	// EmptyNamespaces lists namespaces CRIU creates but does not restore
 	// the properties of; only "network" is supported (--empty-ns).
 	EmptyNamespaces []string
@@ -231,7 +249,11 @@ func (e *OptionError) Unwrap() error { return ErrInvalidOption }
 // Validate checks the options that both commands share.
 func (o *CommonOptions) Validate() error {
 	if o.ManageCgroupsMode != "" && !slices.Contains(cgroupModes, o.ManageCgroupsMode) {
-		return invalid("manage-cgroups-mode", "%q is not one of %s", o.ManageCgroupsMode, strings.Join(cgroupModes, ", "))
+		modes := make([]string, len(cgroupModes))
+		for i, m := range cgroupModes {
+			modes[i] = string(m)
+		}
+		return invalid("manage-cgroups-mode", "%q is not one of %s", o.ManageCgroupsMode, strings.Join(modes, ", "))
 	}
 	if _, err := o.emptyNsMask(); err != nil {
 		return err
@@ -365,7 +387,7 @@ func (o *CommonOptions) criuOpts() (*libcontainer.CriuOpts, error) {
 		ExternalUnixConnections: o.ExtUnixSockets,
 		ShellJob:                o.ShellJob,
 		FileLocks:               o.FileLocks,
-		ManageCgroupsMode:       o.ManageCgroupsMode,
+		ManageCgroupsMode:       string(o.ManageCgroupsMode),
 		EmptyNs:                 mask,
 		AutoDedup:               o.AutoDedup,
 		LazyPages:               o.LazyPages,

@@ -140,7 +140,7 @@ func TestRestoreValidateNamesFlag(t *testing.T) {
 func TestValidOptionsPass(t *testing.T) {
 	for _, mode := range []string{"", "soft", "full", "strict", "ignore"} {
 		o := NewCheckpointOptions()
-		o.ManageCgroupsMode = mode
+		o.ManageCgroupsMode = CgroupMode(mode)
 		if err := o.Validate(); err != nil {
 			t.Errorf("mode %q: %v", mode, err)
 		}

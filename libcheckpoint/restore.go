@@ -353,7 +353,7 @@ func prepareRestorePaths(opts *RestoreOptions, c *libcontainer.CriuOpts) error {
 	if err := checkImageMountKeys(c.ImagesDirectory); err != nil {
 		return err
 	}
-	if err := checkFrozenRestore(c.ImagesDirectory, opts.ManageCgroupsMode); err != nil {
+	if err := checkFrozenRestore(c.ImagesDirectory, string(opts.ManageCgroupsMode)); err != nil {
 		return err
 	}
 	if opts.ParentPath != "" {
