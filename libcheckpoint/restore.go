@@ -418,12 +418,8 @@ func loadSpec(bundle string) (*specs.Spec, error) {
 // in the bundle on a thread of its own (inDir); the process's working
 // directory stays as it is.
 func (rt *Runtime) libcontainerConfig(id string, spec *specs.Spec, opts RestoreOptions) (*configs.Config, error) {
-	rootlessCg, err := rt.rootlessCgroups()
-	if err != nil {
-		return nil, err
-	}
 	var config *configs.Config
-	err = inDir(opts.Bundle, func() (err error) {
+	err := inDir(opts.Bundle, func() (err error) {
 		config, err = specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
 			CgroupName:       id,
 			UseSystemdCgroup: rt.SystemdCgroup,
@@ -431,7 +427,7 @@ func (rt *Runtime) libcontainerConfig(id string, spec *specs.Spec, opts RestoreO
 			NoNewKeyring:     opts.NoNewKeyring,
 			Spec:             spec,
 			RootlessEUID:     os.Geteuid() != 0,
-			RootlessCgroups:  rootlessCg,
+			RootlessCgroups:  rt.rootlessCgroups(),
 		})
 		return err
 	})
