@@ -32,7 +32,7 @@ func FuzzCheckpointOptions(f *testing.F) {
 			}
 			return
 		}
-		c, err := o.CriuOpts()
+		c, err := o.criuOpts()
 		if err != nil {
 			t.Fatalf("Validate accepted what CriuOpts refused: %v", err)
 		}
@@ -58,7 +58,7 @@ func FuzzRestoreOptions(f *testing.F) {
 			}
 			return
 		}
-		if _, err := o.CriuOpts(); err != nil {
+		if _, err := o.criuOpts(); err != nil {
 			t.Fatalf("Validate accepted what CriuOpts refused: %v", err)
 		}
 	})

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -371,65 +370,4 @@ func parsePageServer(s string) (string, int32, error) {
 		return "", 0, invalid("page-server", "port %q is not a number from 1 to 65535", port)
 	}
 	return host, int32(n), nil
-}
-
-// criuOpts is the one mapping of options onto libcontainer.CriuOpts; the
-// checkpoint- and restore-only fields are filled by the callers below.
-func (o *CommonOptions) criuOpts() (*libcontainer.CriuOpts, error) {
-	mask, err := o.emptyNsMask()
-	if err != nil {
-		return nil, err
-	}
-	return &libcontainer.CriuOpts{
-		ImagesDirectory:         o.ImagePath,
-		WorkDirectory:           o.WorkPath,
-		TcpEstablished:          o.TCPEstablished,
-		ExternalUnixConnections: o.ExtUnixSockets,
-		ShellJob:                o.ShellJob,
-		FileLocks:               o.FileLocks,
-		ManageCgroupsMode:       string(o.ManageCgroupsMode),
-		EmptyNs:                 mask,
-		AutoDedup:               o.AutoDedup,
-		LazyPages:               o.LazyPages,
-		StatusFd:                -1,
-	}, nil
-}
-
-// CriuOpts maps validated checkpoint options onto libcontainer's.
-func (o *CheckpointOptions) CriuOpts() (*libcontainer.CriuOpts, error) {
-	if err := o.Validate(); err != nil {
-		return nil, err
-	}
-	c, err := o.criuOpts()
-	if err != nil {
-		return nil, err
-	}
-	c.ParentImage = o.ParentPath
-	c.LeaveRunning = o.LeaveRunning
-	c.TcpSkipInFlight = o.TCPSkipInFlight
-	c.LinkRemap = o.LinkRemap
-	c.PreDump = o.PreDump
-	c.StatusFd = o.StatusFD
-	if o.PageServer != "" {
-		host, port, err := parsePageServer(o.PageServer)
-		if err != nil {
-			return nil, err
-		}
-		c.PageServer = libcontainer.CriuPageServerInfo{Address: host, Port: port}
-	}
-	return c, nil
-}
-
-// CriuOpts maps validated restore options onto libcontainer's.
-func (o *RestoreOptions) CriuOpts() (*libcontainer.CriuOpts, error) {
-	if err := o.Validate(); err != nil {
-		return nil, err
-	}
-	c, err := o.criuOpts()
-	if err != nil {
-		return nil, err
-	}
-	c.LsmProfile = o.LSMProfile
-	c.LsmMountContext = o.LSMMountContext
-	return c, nil
 }
