@@ -269,3 +269,41 @@ func TestCriuPlanConfigFileBeforeSpecconv(t *testing.T) {
 		t.Errorf("no lines gave file %+v and label %q", conf, label(config.Labels))
 	}
 }
+
+// Restore's parent link is made from the plan: created when missing,
+// kept when it agrees, refused when the dump left another.
+func TestCriuPlanParentLink(t *testing.T) {
+	base := t.TempDir()
+	img := filepath.Join(base, "img")
+	for _, d := range []string{img, filepath.Join(base, "pre"), filepath.Join(base, "other")} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan := func(parent string) *criuPlan {
+		p, err := planRestore(RestoreOptions{ParentPath: parent}, nil, criuDirs{images: img}, fakeDup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if err := plan("").linkParent(); err != nil {
+		t.Fatalf("no parent: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(img, "parent")); !os.IsNotExist(err) {
+		t.Fatalf("a link without --parent-path: %v", err)
+	}
+	for i := 0; i < 2; i++ { // made, then found as it should be
+		if err := plan("../pre").linkParent(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.Readlink(filepath.Join(img, "parent")); err != nil || got != "../pre" {
+			t.Fatalf("parent link %q, %v; want ../pre", got, err)
+		}
+	}
+	for _, bad := range []string{"../other", "../missing"} {
+		if err := plan(bad).linkParent(); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--parent-path") {
+			t.Errorf("parent %s: %v", bad, err)
+		}
+	}
+}
