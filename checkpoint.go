@@ -110,7 +110,7 @@ func commonOptions(c *cli.Context) libcheckpoint.CommonOptions {
 		ExtUnixSockets:    c.Bool("ext-unix-sk"),
 		ShellJob:          c.Bool("shell-job"),
 		FileLocks:         c.Bool("file-locks"),
-		ManageCgroupsMode: c.String("manage-cgroups-mode"),
+		ManageCgroupsMode: libcheckpoint.CgroupMode(c.String("manage-cgroups-mode")),
 		EmptyNamespaces:   c.StringSlice("empty-ns"),
 		AutoDedup:         c.Bool("auto-dedup"),
 		LazyPages:         c.Bool("lazy-pages"),

@@ -272,6 +272,9 @@ func lxcAction(parent, c *cli.Context, stdout, stderr io.Writer) error {
 			return err
 		}))
 	}
+	if _, err := rootlessFlag(parent); err != nil {
+		return lxcError(err)
+	}
 	if inv.RestoreOpts.Bundle == "" {
 		if inv.RestoreOpts.Bundle, err = lxcBundle(inv.RestoreOpts.ImagePath); err != nil {
 			return err

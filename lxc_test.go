@@ -335,7 +335,7 @@ func TestLxcRuntime(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
-		want := &libcheckpoint.Runtime{Root: tc.root, Rootless: "auto", CriuPath: "/opt/criu", Version: version}
+		want := &libcheckpoint.Runtime{Root: tc.root, CriuPath: "/opt/criu", Version: version}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%q: got %+v, want %+v", tc.args, got, want)
 		}

@@ -249,14 +249,31 @@ func reportError(err error) {
 	}
 }
 
-// runtimeFrom builds the library's view of the global flags.
+// runtimeFrom builds the library's view of the global flags. Only
+// restore uses --rootless, and checks it first (rootlessFlag); elsewhere
+// a bad value is ignored, as runc ignores the flag.
 func runtimeFrom(c *cli.Context) *libcheckpoint.Runtime {
+	rootless, _ := rootlessFlag(c)
 	return &libcheckpoint.Runtime{
 		Root:          c.String("root"),
 		SystemdCgroup: c.Bool("systemd-cgroup"),
-		Rootless:      c.String("rootless"),
+		Rootless:      rootless,
 		CriuPath:      c.String("criu"),
 		Version:       version,
+	}
+}
+
+// rootlessFlag parses --rootless as runc does: true, false, or auto (or
+// empty) for nil.
+func rootlessFlag(c *cli.Context) (*bool, error) {
+	switch v := c.String("rootless"); v {
+	case "true", "false":
+		b := v == "true"
+		return &b, nil
+	case "", "auto":
+		return nil, nil
+	default:
+		return nil, &libcheckpoint.OptionError{Option: "--rootless", Msg: fmt.Sprintf("%q is not true, false or auto", v)}
 	}
 }
 

@@ -121,7 +121,8 @@ func TestGlobalFlagsToRuntime(t *testing.T) {
 	var got *libcheckpoint.Runtime
 	parse(t, []string{"--root", "/state", "--systemd-cgroup", "--rootless", "false", "--criu", "/opt/criu", "checkpoint", "x"},
 		func(c *cli.Context) { got = runtimeFrom(c) })
-	want := &libcheckpoint.Runtime{Root: "/state", SystemdCgroup: true, Rootless: "false", CriuPath: "/opt/criu", Version: version}
+	rootless := false
+	want := &libcheckpoint.Runtime{Root: "/state", SystemdCgroup: true, Rootless: &rootless, CriuPath: "/opt/criu", Version: version}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}

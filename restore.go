@@ -87,6 +87,9 @@ using the runcr (or runc) checkpoint command.`,
 			if !opts.Detach {
 				defer foreground(&opts)()
 			}
+			if _, err := rootlessFlag(c); err != nil {
+				return err
+			}
 			var status int
 			rt := runtimeFrom(c)
 			err = withCriu(c, rt, "", func(ctx context.Context) (err error) {

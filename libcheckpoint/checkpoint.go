@@ -42,10 +42,11 @@ type CheckpointResult struct {
 // dump, CRIU is stopped and the container is left running (an error
 // wrapping ErrCriuTimeout); once the dump is whole, it completes.
 func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOptions) (_ *CheckpointResult, err error) {
-	criuOpts, err := opts.CriuOpts()
+	plan, err := planCheckpoint(opts)
 	if err != nil {
 		return nil, err
 	}
+	criuOpts := plan.rpc
 	if err := rt.checkCriuOnPath(); err != nil {
 		return nil, err
 	}

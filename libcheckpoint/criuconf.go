@@ -17,18 +17,9 @@ import (
 // also reads a configuration file named in the RPC request, which
 // libcontainer takes from the container's "org.criu.config" annotation
 // (default /etc/criu/runc.conf); its settings override the RPC's. Restore
-// options that libcontainer has no field for are passed that way.
+// options that libcontainer has no field for are passed that way: the
+// plan's configLines (criuplan.go).
 const criuConfigAnnotation = "org.criu.config"
-
-// criuConfigLines returns the CRIU configuration lines for restore options
-// libcontainer doesn't carry.
-func criuConfigLines(o RestoreOptions) []string {
-	var lines []string
-	if o.TCPClose {
-		lines = append(lines, "tcp-close")
-	}
-	return lines
-}
 
 // criuConfigFile is the per-container CRIU configuration runcr writes into
 // the container's state directory: the configuration CRIU would have read

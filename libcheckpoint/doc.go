@@ -1,8 +1,9 @@
 // Package libcheckpoint checkpoints and restores OCI containers managed by
 // runc's libcontainer, using CRIU. It owns the meaning of every checkpoint
-// and restore option, validates them, and maps them onto
-// libcontainer.CriuOpts; the runcr command line only parses flags into
-// these types and prints results.
+// and restore option, validates them, and maps them, with what a
+// checkpoint's manifest adds, onto everything CRIU is given, in one place;
+// the runcr command line only parses flags into these types and prints
+// results.
 //
 // A program that imports it calls SetupProcess once, then
 // Runtime.Checkpoint, Runtime.Restore and Runtime.CheckHost, each with a

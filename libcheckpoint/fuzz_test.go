@@ -20,7 +20,7 @@ func FuzzCheckpointOptions(f *testing.F) {
 	f.Add("", "", "", "[::1]:65535", -2)
 	f.Fuzz(func(t *testing.T, mode, ns, parent, pageServer string, statusFD int) {
 		o := NewCheckpointOptions()
-		o.ManageCgroupsMode = mode
+		o.ManageCgroupsMode = CgroupMode(mode)
 		if ns != "" {
 			o.EmptyNamespaces = strings.Split(ns, ",")
 		}
@@ -34,7 +34,7 @@ func FuzzCheckpointOptions(f *testing.F) {
 			}
 			return
 		}
-		c, err := o.CriuOpts()
+		c, err := o.criuOpts()
 		if err != nil {
 			t.Fatalf("Validate accepted what CriuOpts refused: %v", err)
 		}
@@ -50,7 +50,7 @@ func FuzzRestoreOptions(f *testing.F) {
 	f.Add("x", "ipc", "selinux:", "/abs")
 	f.Fuzz(func(t *testing.T, mode, ns, lsm, parent string) {
 		o := RestoreOptions{LSMProfile: lsm, ParentPath: parent}
-		o.ManageCgroupsMode = mode
+		o.ManageCgroupsMode = CgroupMode(mode)
 		if ns != "" {
 			o.EmptyNamespaces = strings.Split(ns, ",")
 		}
@@ -60,7 +60,7 @@ func FuzzRestoreOptions(f *testing.F) {
 			}
 			return
 		}
-		if _, err := o.CriuOpts(); err != nil {
+		if _, err := o.criuOpts(); err != nil {
 			t.Fatalf("Validate accepted what CriuOpts refused: %v", err)
 		}
 	})

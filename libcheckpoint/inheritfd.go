@@ -53,12 +53,11 @@ func externalFDs(pid int) map[int]string {
 	return out
 }
 
-// inheritPreservedFDs duplicates the caller's descriptors 3..3+n-1 that
-// stand for a recorded pipe or socket to free high numbers CRIU inherits
-// (no close-on-exec; libcontainer's own extra files take the low ones), and
-// returns the CRIU configuration lines naming them and a function closing
-// the duplicates once CRIU is done.
-func inheritPreservedFDs(recorded map[int]string, n int) (lines []string, closeAll func(), err error) {
+// inheritPreservedFDs duplicates with dup the caller's descriptors
+// 3..3+n-1 that stand for a recorded pipe or socket, to numbers CRIU
+// inherits (dupHigh), and returns the CRIU configuration lines naming
+// them and a function closing the duplicates once CRIU is done.
+func inheritPreservedFDs(recorded map[int]string, n int, dup func(int) (int, error)) (lines []string, closeAll func(), err error) {
 	var dups []int
 	closeAll = func() {
 		for _, fd := range dups {
@@ -70,13 +69,13 @@ func inheritPreservedFDs(recorded map[int]string, n int) (lines []string, closeA
 		if !ok {
 			continue
 		}
-		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD, 1000)
+		d, err := dup(fd)
 		if err != nil {
 			closeAll()
 			return nil, func() {}, invalid("preserve-fds", "file descriptor %d: %v", fd, err)
 		}
-		dups = append(dups, dup)
-		lines = append(lines, fmt.Sprintf("inherit-fd fd[%d]:%s", dup, key))
+		dups = append(dups, d)
+		lines = append(lines, fmt.Sprintf("inherit-fd fd[%d]:%s", d, key))
 	}
 	return lines, closeAll, nil
 }

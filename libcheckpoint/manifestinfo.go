@@ -25,7 +25,7 @@ func manifestOptions(o CheckpointOptions) ManifestOptions {
 		ShellJob:          o.ShellJob,
 		FileLocks:         o.FileLocks,
 		LinkRemap:         o.LinkRemap,
-		ManageCgroupsMode: o.ManageCgroupsMode,
+		ManageCgroupsMode: string(o.ManageCgroupsMode),
 		EmptyNamespaces:   o.EmptyNamespaces,
 		AutoDedup:         o.AutoDedup,
 		LazyPages:         o.LazyPages,

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -37,8 +36,26 @@ var (
 	ErrCRIU = errors.New("criu failed")
 )
 
-// Cgroup management modes accepted by --manage-cgroups-mode (see criu(8)).
-var cgroupModes = []string{"soft", "full", "strict", "ignore"}
+// CgroupMode is how CRIU manages the container's cgroups
+// (--manage-cgroups-mode, see criu(8)), as go-runc's CgroupMode; ""
+// leaves it to CRIU (soft).
+type CgroupMode string
+
+// The modes CRIU knows.
+const (
+	// CgroupModeSoft restores the cgroup properties only of cgroups
+	// CRIU creates (CRIU's default).
+	CgroupModeSoft CgroupMode = "soft"
+	// CgroupModeFull restores all cgroup properties.
+	CgroupModeFull CgroupMode = "full"
+	// CgroupModeStrict is full, and fails when a cgroup is already there.
+	CgroupModeStrict CgroupMode = "strict"
+	// CgroupModeIgnore leaves cgroups alone: not dumped, not restored.
+	CgroupModeIgnore CgroupMode = "ignore"
+)
+
+// Cgroup management modes accepted by --manage-cgroups-mode.
+var cgroupModes = []CgroupMode{CgroupModeSoft, CgroupModeFull, CgroupModeStrict, CgroupModeIgnore}
 
 // Namespaces that --empty-ns may name. runc does not manage network
 // devices, so CRIU only may be told to leave the network namespace empty.
@@ -66,9 +83,9 @@ type CommonOptions struct {
 	ShellJob bool
 	// FileLocks checkpoints/restores held file locks (--file-locks; must match).
 	FileLocks bool
-	// ManageCgroupsMode tells CRIU how to handle cgroups: "soft", "full",
-	// "strict", "ignore", or "" for CRIU's default (--manage-cgroups-mode).
-	ManageCgroupsMode string
+	// ManageCgroupsMode tells CRIU how to handle cgroups: one of the
+	// CgroupMode constants, or "" for CRIU's default (--manage-cgroups-mode).
+	ManageCgroupsMode CgroupMode
 	// EmptyNamespaces lists namespaces CRIU creates but does not restore
 	// the properties of; only "network" is supported (--empty-ns).
 	EmptyNamespaces []string
@@ -225,7 +242,11 @@ type OptionError = errdefs.OptionError
 // Validate checks the options that both commands share.
 func (o *CommonOptions) Validate() error {
 	if o.ManageCgroupsMode != "" && !slices.Contains(cgroupModes, o.ManageCgroupsMode) {
-		return invalid("manage-cgroups-mode", "%q is not one of %s", o.ManageCgroupsMode, strings.Join(cgroupModes, ", "))
+		modes := make([]string, len(cgroupModes))
+		for i, m := range cgroupModes {
+			modes[i] = string(m)
+		}
+		return invalid("manage-cgroups-mode", "%q is not one of %s", o.ManageCgroupsMode, strings.Join(modes, ", "))
 	}
 	if _, err := o.emptyNsMask(); err != nil {
 		return err
@@ -343,65 +364,4 @@ func parsePageServer(s string) (string, int32, error) {
 		return "", 0, invalid("page-server", "port %q is not a number from 1 to 65535", port)
 	}
 	return host, int32(n), nil
-}
-
-// criuOpts is the one mapping of options onto libcontainer.CriuOpts; the
-// checkpoint- and restore-only fields are filled by the callers below.
-func (o *CommonOptions) criuOpts() (*libcontainer.CriuOpts, error) {
-	mask, err := o.emptyNsMask()
-	if err != nil {
-		return nil, err
-	}
-	return &libcontainer.CriuOpts{
-		ImagesDirectory:         o.ImagePath,
-		WorkDirectory:           o.WorkPath,
-		TcpEstablished:          o.TCPEstablished,
-		ExternalUnixConnections: o.ExtUnixSockets,
-		ShellJob:                o.ShellJob,
-		FileLocks:               o.FileLocks,
-		ManageCgroupsMode:       o.ManageCgroupsMode,
-		EmptyNs:                 mask,
-		AutoDedup:               o.AutoDedup,
-		LazyPages:               o.LazyPages,
-		StatusFd:                -1,
-	}, nil
-}
-
-// CriuOpts maps validated checkpoint options onto libcontainer's.
-func (o *CheckpointOptions) CriuOpts() (*libcontainer.CriuOpts, error) {
-	if err := o.Validate(); err != nil {
-		return nil, err
-	}
-	c, err := o.criuOpts()
-	if err != nil {
-		return nil, err
-	}
-	c.ParentImage = o.ParentPath
-	c.LeaveRunning = o.LeaveRunning
-	c.TcpSkipInFlight = o.TCPSkipInFlight
-	c.LinkRemap = o.LinkRemap
-	c.PreDump = o.PreDump
-	c.StatusFd = o.StatusFD
-	if o.PageServer != "" {
-		host, port, err := parsePageServer(o.PageServer)
-		if err != nil {
-			return nil, err
-		}
-		c.PageServer = libcontainer.CriuPageServerInfo{Address: host, Port: port}
-	}
-	return c, nil
-}
-
-// CriuOpts maps validated restore options onto libcontainer's.
-func (o *RestoreOptions) CriuOpts() (*libcontainer.CriuOpts, error) {
-	if err := o.Validate(); err != nil {
-		return nil, err
-	}
-	c, err := o.criuOpts()
-	if err != nil {
-		return nil, err
-	}
-	c.LsmProfile = o.LSMProfile
-	c.LsmMountContext = o.LSMMountContext
-	return c, nil
 }

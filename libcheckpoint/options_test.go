@@ -45,7 +45,7 @@ func TestCheckpointCriuOptsMapping(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := NewCheckpointOptions()
 			tc.opts(&o)
-			got, err := o.CriuOpts()
+			got, err := o.criuOpts()
 			if err != nil {
 				t.Fatalf("CriuOpts: %v", err)
 			}
@@ -68,7 +68,7 @@ func TestRestoreCriuOptsMapping(t *testing.T) {
 		Bundle: "/b", Detach: true, PidFile: "/p", ConsoleSocket: "/s", NoSubreaper: true, NoPivot: true,
 		LSMProfile: "apparmor:foo", LSMMountContext: "system_u:object_r:container_file_t:s0",
 	}
-	got, err := o.CriuOpts()
+	got, err := o.criuOpts()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestCheckpointValidateNamesFlag(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.flag) {
 				t.Errorf("error %q does not name %s", err, tc.flag)
 			}
-			if _, err := o.CriuOpts(); err == nil {
+			if _, err := o.criuOpts(); err == nil {
 				t.Error("CriuOpts accepted options that Validate refused")
 			}
 		})
@@ -140,7 +140,7 @@ func TestRestoreValidateNamesFlag(t *testing.T) {
 func TestValidOptionsPass(t *testing.T) {
 	for _, mode := range []string{"", "soft", "full", "strict", "ignore"} {
 		o := NewCheckpointOptions()
-		o.ManageCgroupsMode = mode
+		o.ManageCgroupsMode = CgroupMode(mode)
 		if err := o.Validate(); err != nil {
 			t.Errorf("mode %q: %v", mode, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/sirupsen/logrus"
@@ -57,6 +58,9 @@ func SetupProcess(ctx context.Context, o ProcessOptions) (undo func(), err error
 			}
 		})
 	}
+	h := criuHost{path: os.Getenv("PATH")}
+	var criuPath string
+	var lookErr error
 	if o.CriuPath != "" {
 		path, err := filepath.Abs(o.CriuPath)
 		if err != nil {
@@ -70,16 +74,19 @@ func SetupProcess(ctx context.Context, o ProcessOptions) (undo func(), err error
 			return nil, err
 		}
 		undos = append(undos, cleanup)
-		setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+		h.criuDir = dir
+		// What PATH will find first once the plan is set.
+		criuPath = filepath.Join(dir, "criu")
+	} else {
+		criuPath, lookErr = exec.LookPath("criu")
 	}
-	criuPath, lookErr := exec.LookPath("criu")
 	if _, set := os.LookupEnv("CRIU_FAULT"); !set && lookErr == nil {
 		works, err := cachedBreakpointsWork(criuPath)
 		if err != nil {
 			logrus.Debugf("hardware breakpoint probe failed, assuming they work: %v", err)
 		} else if !works {
 			logrus.Debug("hardware breakpoints don't fire on this host; CRIU will stop tasks by syscall tracing")
-			setenv("CRIU_FAULT", criuNoBreakpoints)
+			h.noBreakpoints = true
 		}
 	}
 	if o.LockNetworkWithNftables && lookErr == nil && !networkLockConfigured() {
@@ -88,8 +95,12 @@ func SetupProcess(ctx context.Context, o ProcessOptions) (undo func(), err error
 		} else if conf, err := nftablesConfig(); err != nil {
 			logrus.Debugf("CRIU will lock the network with iptables: %v", err)
 		} else {
-			setenv("CRIU_CONFIG_FILE", conf)
+			h.nftablesConf = conf
 		}
+	}
+	for _, kv := range planProcess(h).env {
+		key, value, _ := strings.Cut(kv, "=")
+		setenv(key, value)
 	}
 	var once sync.Once
 	return func() { once.Do(undoAll) }, nil

@@ -101,12 +101,17 @@ func (rt *Runtime) Restore(ctx context.Context, id string, opts RestoreOptions) 
 	if err != nil {
 		return -1, err
 	}
-	criuOpts, err := opts.CriuOpts()
+	stdio := opts.Stdio.orDefault()
+	dirs, err := prepareRestorePaths(&opts)
 	if err != nil {
 		return -1, err
 	}
-	stdio := opts.Stdio.orDefault()
-	if err := prepareRestorePaths(&opts, criuOpts); err != nil {
+	plan, err := planRestore(opts, manifest, dirs, dupHigh)
+	if err != nil {
+		return -1, err
+	}
+	defer plan.release()
+	if err := plan.linkParent(); err != nil {
 		return -1, err
 	}
 	if engine {
@@ -126,7 +131,7 @@ func (rt *Runtime) Restore(ctx context.Context, id string, opts RestoreOptions) 
 	// structure (prepareRestorePaths): the images are the ones the
 	// checkpoint wrote (an import checked them as it unpacked them).
 	if imported == nil || !imported.verified {
-		if err := verifyRestoreImages(criuOpts.ImagesDirectory, manifest); err != nil {
+		if err := verifyRestoreImages(plan.rpc.ImagesDirectory, manifest); err != nil {
 			return -1, fmt.Errorf("restore of container %q failed before CRIU ran: %w", id, err)
 		}
 	}
@@ -142,21 +147,7 @@ func (rt *Runtime) Restore(ctx context.Context, id string, opts RestoreOptions) 
 	if imported != nil {
 		r.afterRestore = append(r.afterRestore, imported.criuDone)
 	}
-	extra := criuConfigLines(opts)
-	closeInherited := func() {}
-	if manifest != nil && opts.PreserveFDs > 0 {
-		var lines []string
-		if lines, closeInherited, err = inheritPreservedFDs(manifest.InheritedFDs, opts.PreserveFDs); err != nil {
-			return -1, err
-		}
-		extra = append(extra, lines...)
-	}
-	defer closeInherited()
-	var criuConf *criuConfigFile
-	if len(extra) > 0 {
-		criuConf = newCriuConfigFile(filepath.Join(rt.root(), id), spec, extra)
-	}
-	config, err := rt.libcontainerConfig(id, spec, opts)
+	config, criuConf, err := rt.libcontainerConfig(id, spec, opts, plan)
 	if err != nil {
 		return -1, err
 	}
@@ -203,7 +194,7 @@ func (rt *Runtime) Restore(ctx context.Context, id string, opts RestoreOptions) 
 		}
 		r.afterRestore = append(r.afterRestore, criuConf.dropRestoreOnly)
 	}
-	return r.run(ctx, criuOpts, logPath(criuOpts, "restore.log"))
+	return r.run(ctx, plan.rpc, logPath(plan.rpc, "restore.log"))
 }
 
 // errChdir: inDir could not enter the directory.
@@ -231,9 +222,10 @@ func inDir(dir string, fn func() error) error {
 // applyManifest reads the manifest of the images, if they have one (runc's
 // have none), refuses a checkpoint that never finished or is only a
 // pre-dump (the manifest comes back with ErrIncompleteCheckpoint, so the
-// caller can tell a checkpoint still running), and fills in what restore needn't be told again: the bundle,
-// when neither --bundle is given nor the working directory is a bundle,
-// and the options that must match the dump (CRIU fails without them).
+// caller can tell a checkpoint still running), and fills in the bundle,
+// when neither --bundle is given nor the working directory is a bundle.
+// The options that must match the dump (CRIU fails without them) reach
+// CRIU from the manifest through planRestore.
 func applyManifest(opts *RestoreOptions, bundleFromManifest bool) (*Manifest, error) {
 	cwd, err := os.Getwd()
 	if err != nil {
@@ -263,11 +255,6 @@ func applyManifest(opts *RestoreOptions, bundleFromManifest bool) (*Manifest, er
 			opts.Bundle = m.Bundle
 		}
 	}
-	mo := m.Options
-	opts.TCPEstablished = opts.TCPEstablished || mo.TCPEstablished
-	opts.ExtUnixSockets = opts.ExtUnixSockets || mo.ExtUnixSockets
-	opts.ShellJob = opts.ShellJob || mo.ShellJob
-	opts.FileLocks = opts.FileLocks || mo.FileLocks
 	return m, nil
 }
 
@@ -331,65 +318,61 @@ func warnIfConfigChanged(m *Manifest, bundle string) {
 }
 
 // prepareRestorePaths makes every path absolute before the bundle's
-// directory becomes the reference for relative paths, and checks that the
-// images are there.
-func prepareRestorePaths(opts *RestoreOptions, c *libcontainer.CriuOpts) error {
+// directory becomes the reference for relative paths, checks that the
+// images are there, and returns the image and work directories.
+func prepareRestorePaths(opts *RestoreOptions) (criuDirs, error) {
+	var d criuDirs
 	cwd, err := os.Getwd()
 	if err != nil {
-		return err
+		return d, err
 	}
-	if c.ImagesDirectory, err = absPath(opts.ImagePath, filepath.Join(cwd, "checkpoint")); err != nil {
-		return invalid("image-path", "%v", err)
+	if d.images, err = absPath(opts.ImagePath, filepath.Join(cwd, "checkpoint")); err != nil {
+		return d, invalid("image-path", "%v", err)
 	}
-	fi, err := os.Stat(c.ImagesDirectory)
+	fi, err := os.Stat(d.images)
 	switch {
 	case err != nil:
-		return invalid("image-path", "%s: %v; give the directory `runcr checkpoint --image-path` wrote", c.ImagesDirectory, fsutil.UnwrapPathError(err))
+		return d, invalid("image-path", "%s: %v; give the directory `runcr checkpoint --image-path` wrote", d.images, fsutil.UnwrapPathError(err))
 	case !fi.IsDir():
-		return invalid("image-path", "%s is not a directory", c.ImagesDirectory)
+		return d, invalid("image-path", "%s is not a directory", d.images)
 	}
-	if _, err := os.Stat(filepath.Join(c.ImagesDirectory, "inventory.img")); err != nil {
-		return invalid("image-path", "%s holds no checkpoint (no inventory.img); give the directory `runcr checkpoint --image-path` wrote", c.ImagesDirectory)
+	if _, err := os.Stat(filepath.Join(d.images, "inventory.img")); err != nil {
+		return d, invalid("image-path", "%s holds no checkpoint (no inventory.img); give the directory `runcr checkpoint --image-path` wrote", d.images)
 	}
-	if err := image.CheckPagesComplete(c.ImagesDirectory); err != nil {
-		return err
+	if err := image.CheckPagesComplete(d.images); err != nil {
+		return d, err
 	}
-	if err := checkImageMountKeys(c.ImagesDirectory); err != nil {
-		return err
+	if err := checkImageMountKeys(d.images); err != nil {
+		return d, err
 	}
-	if err := checkFrozenRestore(c.ImagesDirectory, opts.ManageCgroupsMode); err != nil {
-		return err
+	if err := checkFrozenRestore(d.images, string(opts.ManageCgroupsMode)); err != nil {
+		return d, err
 	}
-	if opts.ParentPath != "" {
-		if err := linkParent(c.ImagesDirectory, opts.ParentPath); err != nil {
-			return err
-		}
-	}
-	if c.WorkDirectory, err = privateWorkDir(opts.WorkPath); err != nil {
-		return err
+	if d.work, err = privateWorkDir(opts.WorkPath); err != nil {
+		return d, err
 	}
 	if opts.Bundle, err = absPath(opts.Bundle, cwd); err != nil {
-		return invalid("bundle", "%v", err)
+		return d, invalid("bundle", "%v", err)
 	}
 	if opts.PidFile != "" {
 		if opts.PidFile, err = absPath(opts.PidFile, ""); err != nil {
-			return invalid("pid-file", "%v", err)
+			return d, invalid("pid-file", "%v", err)
 		}
 		if fi, err := os.Stat(filepath.Dir(opts.PidFile)); err != nil || !fi.IsDir() {
-			return invalid("pid-file", "directory %s does not exist; create it or choose another path", filepath.Dir(opts.PidFile))
+			return d, invalid("pid-file", "directory %s does not exist; create it or choose another path", filepath.Dir(opts.PidFile))
 		}
 	}
 	for fd := 3; fd < 3+opts.PreserveFDs; fd++ {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-			return invalid("preserve-fds", "file descriptor %d (of %d after stdio) is not open: %v", fd, opts.PreserveFDs, err)
+			return d, invalid("preserve-fds", "file descriptor %d (of %d after stdio) is not open: %v", fd, opts.PreserveFDs, err)
 		}
 	}
 	if opts.ConsoleSocket != "" {
 		if opts.ConsoleSocket, err = absPath(opts.ConsoleSocket, ""); err != nil {
-			return invalid("console-socket", "%v", err)
+			return d, invalid("console-socket", "%v", err)
 		}
 	}
-	return nil
+	return d, nil
 }
 
 // loadSpec reads and checks bundle/config.json.
@@ -420,14 +403,13 @@ func loadSpec(bundle string) (*specs.Spec, error) {
 // relative paths (rootfs, mount sources) against the working directory,
 // and records it as the bundle: runc's is the bundle. The conversion runs
 // in the bundle on a thread of its own (inDir); the process's working
-// directory stays as it is.
-func (rt *Runtime) libcontainerConfig(id string, spec *specs.Spec, opts RestoreOptions) (*configs.Config, error) {
-	rootlessCg, err := rt.rootlessCgroups()
-	if err != nil {
-		return nil, err
-	}
+// directory stays as it is. The plan's CRIU configuration file is named in
+// the spec before the conversion, which turns the annotation into the
+// label libcontainer reads; it is returned to be written (nil for none).
+func (rt *Runtime) libcontainerConfig(id string, spec *specs.Spec, opts RestoreOptions, plan *criuPlan) (*configs.Config, *criuConfigFile, error) {
+	criuConf := plan.criuConfig(filepath.Join(rt.root(), id), spec)
 	var config *configs.Config
-	err = inDir(opts.Bundle, func() (err error) {
+	err := inDir(opts.Bundle, func() (err error) {
 		config, err = specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
 			CgroupName:       id,
 			UseSystemdCgroup: rt.SystemdCgroup,
@@ -435,17 +417,17 @@ func (rt *Runtime) libcontainerConfig(id string, spec *specs.Spec, opts RestoreO
 			NoNewKeyring:     opts.NoNewKeyring,
 			Spec:             spec,
 			RootlessEUID:     os.Geteuid() != 0,
-			RootlessCgroups:  rootlessCg,
+			RootlessCgroups:  rt.rootlessCgroups(),
 		})
 		return err
 	})
 	if errors.Is(err, errChdir) {
-		return nil, invalid("bundle", "%v", err)
+		return nil, nil, invalid("bundle", "%v", err)
 	}
 	if err != nil {
-		return nil, invalid("bundle", "%s/config.json: %v", opts.Bundle, err)
+		return nil, nil, invalid("bundle", "%s/config.json: %v", opts.Bundle, err)
 	}
-	return config, nil
+	return config, criuConf, nil
 }
 
 // writePidFile writes pid to path atomically (temporary file, rename), so

@@ -39,9 +39,10 @@ type Runtime struct {
 	Root string
 	// SystemdCgroup manages cgroups through systemd (--systemd-cgroup).
 	SystemdCgroup bool
-	// Rootless is "true", "false" or "auto"/"" and, as in runc, says
-	// whether cgroup permission errors are ignored (--rootless).
-	Rootless string
+	// Rootless says, as in runc, whether cgroup permission errors are
+	// ignored (--rootless true or false); nil is "auto": when not root
+	// and not SystemdCgroup. As go-runc's Runc.Rootless.
+	Rootless *bool
 	// CriuPath is the criu binary to run (--criu); empty means "criu" on PATH.
 	CriuPath string
 	// Version is the calling program's version, recorded in manifests.
@@ -57,16 +58,11 @@ func (rt *Runtime) root() string {
 
 // rootlessCgroups decides like runc's shouldUseRootlessCgroupManager,
 // minus the systemd user-session probing runcr has no use for as root.
-func (rt *Runtime) rootlessCgroups() (bool, error) {
-	switch rt.Rootless {
-	case "true":
-		return true, nil
-	case "false":
-		return false, nil
-	case "", "auto":
-		return os.Geteuid() != 0 && !rt.SystemdCgroup, nil
+func (rt *Runtime) rootlessCgroups() bool {
+	if rt.Rootless != nil {
+		return *rt.Rootless
 	}
-	return false, invalid("rootless", "%q is not true, false or auto", rt.Rootless)
+	return os.Geteuid() != 0 && !rt.SystemdCgroup
 }
 
 // criuSession is what prepareCriu readied for the CRIU that libcontainer
