@@ -50,7 +50,7 @@ func checkCommand() *cli.Command {
 
 func printReport(out io.Writer, r *libcheckpoint.HostReport) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "criu:\t%s %s\n", r.CriuPath, libcheckpoint.FormatVersion(r.CriuVersion))
+	fmt.Fprintf(w, "criu:\t%s %s\n", r.CriuPath, r.CriuVersionText())
 	if r.CriuError != "" {
 		fmt.Fprintf(w, "criu error:\t%s\n", r.CriuError)
 	}

@@ -34,12 +34,6 @@ const DefaultImportLimit = archive.DefaultImportLimit
 // ErrBadArchive: an archive is not one runcr can import.
 var ErrBadArchive = archive.ErrBad
 
-// ExportArchive writes imageDir (and bundleConfig unless "") to w as a
-// runcr archive; see archive.Export.
-func ExportArchive(imageDir, bundleConfig string, w io.Writer, c Compression) error {
-	return archive.Export(imageDir, bundleConfig, w, c)
-}
-
 // ImportArchive unpacks a runcr archive into targetDir; see archive.Import.
 func ImportArchive(r io.Reader, targetDir string) (*Manifest, error) {
 	return archive.Import(r, targetDir)

@@ -63,8 +63,8 @@ func imageFixture(t testing.TB) (dir, config string, want map[string][]byte) {
 func exportBytes(t testing.TB, dir, config string, c Compression) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := ExportArchive(dir, config, &buf, c); err != nil {
-		t.Fatalf("ExportArchive(%s): %v", c, err)
+	if err := archive.Export(dir, config, &buf, c); err != nil {
+		t.Fatalf("archive.Export(%s): %v", c, err)
 	}
 	return buf.Bytes()
 }
@@ -142,13 +142,13 @@ func TestArchiveManifestLast(t *testing.T) {
 func TestExportRefuses(t *testing.T) {
 	dir, config, _ := imageFixture(t)
 	var buf bytes.Buffer
-	if err := ExportArchive(dir, config, &buf, "lz4"); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--compress") {
+	if err := archive.Export(dir, config, &buf, "lz4"); !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "--compress") {
 		t.Errorf("compression lz4: %v", err)
 	}
 	if err := os.Symlink("../pre", filepath.Join(dir, "parent")); err != nil {
 		t.Fatal(err)
 	}
-	if err := ExportArchive(dir, config, &buf, CompressNone); err == nil || !strings.Contains(err.Error(), "parent is not a regular file") {
+	if err := archive.Export(dir, config, &buf, CompressNone); err == nil || !strings.Contains(err.Error(), "parent is not a regular file") {
 		t.Errorf("image dir with a parent link: %v", err)
 	}
 	os.Remove(filepath.Join(dir, "parent"))
@@ -157,11 +157,11 @@ func TestExportRefuses(t *testing.T) {
 	if err := manifest.Write(dir, m); err != nil {
 		t.Fatal(err)
 	}
-	if err := ExportArchive(dir, config, &buf, CompressNone); !errors.Is(err, ErrIncompleteCheckpoint) {
+	if err := archive.Export(dir, config, &buf, CompressNone); !errors.Is(err, ErrIncompleteCheckpoint) {
 		t.Errorf("incomplete checkpoint: %v", err)
 	}
 	os.Remove(filepath.Join(dir, ManifestFile))
-	if err := ExportArchive(dir, config, &buf, CompressNone); err == nil || !strings.Contains(err.Error(), "has no "+ManifestFile) {
+	if err := archive.Export(dir, config, &buf, CompressNone); err == nil || !strings.Contains(err.Error(), "has no "+ManifestFile) {
 		t.Errorf("no manifest: %v", err)
 	}
 }

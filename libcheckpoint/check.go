@@ -63,11 +63,11 @@ func criuAdvisories(v int) []Advisory {
 	return []Advisory{{
 		ID:        "CVE-2026-119614",
 		Component: "criu",
-		Installed: FormatVersion(v),
-		FixedIn:   FormatVersion(criuExtMountFixed),
+		Installed: formatVersion(v),
+		FixedIn:   formatVersion(criuExtMountFixed),
 		Meaning: "this CRIU keeps external mount names unescaped (mnt[KEY]:VAL), so a crafted name can make a restore bind-mount a host directory into the container; " +
 			"runcr refuses such names itself (empty or holding \"]:\", in config.json, the rootfs and the images' mount tables) and refuses a dump whose bind mount was moved behind a symlink, " +
-			"but a CRIU with the fix is the complete remedy: install CRIU " + FormatVersion(criuExtMountFixed) + " or newer when your distribution has it",
+			"but a CRIU with the fix is the complete remedy: install CRIU " + formatVersion(criuExtMountFixed) + " or newer when your distribution has it",
 	}}
 }
 
@@ -174,7 +174,7 @@ func (rt *Runtime) CheckHost(ctx context.Context) (*HostReport, error) {
 	need("parent-path", "mem_dirty_track", "incremental dumps need soft-dirty memory tracking")
 	need("lazy-pages", "uffd-noncoop", "the kernel lacks non-cooperative userfaultfd")
 	if r.Options["lazy-pages"].Supported {
-		if works, why := LazyMigrationWorks(ctx); !works {
+		if works, why := lazyMigrationWorks(ctx); !works {
 			r.Options["lazy-pages"] = OptionSupport{Reason: "a trial lazy migration fails: " + why}
 		}
 	}
@@ -196,8 +196,11 @@ func (rt *Runtime) CheckHost(ctx context.Context) (*HostReport, error) {
 	return r, nil
 }
 
-// FormatVersion renders CRIU's numeric version as "4.1.1".
-func FormatVersion(v int) string {
+// CriuVersionText is CriuVersion as CRIU prints it ("4.1.1").
+func (r *HostReport) CriuVersionText() string { return formatVersion(r.CriuVersion) }
+
+// formatVersion renders CRIU's numeric version as "4.1.1".
+func formatVersion(v int) string {
 	if v == 0 {
 		return "unknown"
 	}

@@ -95,7 +95,7 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 	}
 
 	if opts.LazyPages {
-		if works, why := LazyMigrationWorks(ctx); !works {
+		if works, why := lazyMigrationWorks(ctx); !works {
 			return nil, errLazyBroken(why)
 		}
 	}

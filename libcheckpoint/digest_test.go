@@ -16,6 +16,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/runcr/runcr/libcheckpoint/archive"
 	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
 
@@ -261,17 +262,17 @@ func TestInspectVerify(t *testing.T) {
 	if err != nil || ins.Verified == nil || ins.Verified.Files != len(m.Images) || ins.Verified.Algorithm != "xxh3-64m" {
 		t.Fatalf("intact: %+v, %v", ins, err)
 	}
-	archive := filepath.Join(t.TempDir(), "ck.tar.zst")
-	f, err := os.Create(archive)
+	archivePath := filepath.Join(t.TempDir(), "ck.tar.zst")
+	f, err := os.Create(archivePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ExportArchive(dir, "", f, CompressZstd); err != nil {
+	if err := archive.Export(dir, "", f, CompressZstd); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
-	if ins, err := InspectPathWith(archive, InspectOptions{Verify: true}); err != nil || ins.Verified == nil {
-		t.Fatalf("archive: %+v, %v", ins, err)
+	if ins, err := InspectPathWith(archivePath, InspectOptions{Verify: true}); err != nil || ins.Verified == nil {
+		t.Fatalf("archivePath: %+v, %v", ins, err)
 	}
 	flipPage(t, dir, "pages-1.img")
 	if _, err := InspectPathWith(dir, InspectOptions{Verify: true}); !errors.Is(err, ErrDamagedImage) || !strings.Contains(err.Error(), "pages-1.img") {

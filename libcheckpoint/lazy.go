@@ -22,9 +22,9 @@ import (
 // refuses --lazy-pages before touching the container where it fails.
 const lazyCache = "/run/runcr/lazy-pages"
 
-// LazyMigrationWorks migrates a throwaway process lazily with the criu on
+// lazyMigrationWorks migrates a throwaway process lazily with the criu on
 // PATH and reports whether it came back alive; the reason says why not.
-func LazyMigrationWorks(ctx context.Context) (bool, string) {
+func lazyMigrationWorks(ctx context.Context) (bool, string) {
 	criuPath, err := exec.LookPath("criu")
 	if err != nil {
 		return false, "criu is not installed"
