@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
 // libcontainer maps only its own CriuOpts onto CRIU's RPC options. CRIU
@@ -148,11 +149,10 @@ func nftablesConfig() (string, error) {
 	if err := os.MkdirAll(filepath.Dir(nftablesConfFile), 0o755); err != nil {
 		return "", err
 	}
-	tmp := nftablesConfFile + ".tmp" + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		return "", err
-	}
-	return nftablesConfFile, os.Rename(tmp, nftablesConfFile)
+	return nftablesConfFile, fsutil.ReplaceFile(nftablesConfFile, 0o644, func(f *os.File) error {
+		_, err := f.WriteString(content)
+		return err
+	})
 }
 
 func lastLine(s string) string {

@@ -47,7 +47,7 @@ func (e *ExportError) Unwrap() error { return e.Err }
 // device or FIFO, straight through.
 type exportFile struct {
 	path      string
-	tmp       *os.File
+	tmp       *fsutil.PendingFile
 	through   io.Writer // written straight to instead of tmp
 	opened    *os.File  // the device or FIFO runcr opened for through
 	tmpImages string    // a private image directory runcr made, or ""
@@ -74,7 +74,7 @@ func startExport(opts *CheckpointOptions) (*exportFile, error) {
 			e.through = e.opened
 		} else {
 			dir := filepath.Dir(target.Path)
-			if e.tmp, err = os.CreateTemp(dir, "."+filepath.Base(target.Path)+".tmp-*"); err != nil {
+			if e.tmp, err = fsutil.CreatePending(target.Path, 0o600); err != nil {
 				return nil, invalid("export", "cannot write the archive in %s: %v; the container was not checkpointed: give a path in an existing, writable directory", dir, fsutil.UnwrapPathError(err))
 			}
 		}
@@ -107,26 +107,14 @@ func (e *exportFile) write(imageDir, bundleConfig string, c Compression, out io.
 		err = w.Flush()
 	}
 	p.Finish()
-	if err == nil {
-		err = e.tmp.Sync()
-	}
-	if cerr := e.tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(e.tmp.Name(), e.path)
-	}
 	if err != nil {
-		os.Remove(e.tmp.Name())
+		e.tmp.Abort()
 		e.tmp = nil
 		return err
 	}
+	err = e.tmp.Commit()
 	e.tmp = nil
-	if d, err := os.Open(filepath.Dir(e.path)); err == nil {
-		warnIf(d.Sync(), "syncing %s", filepath.Dir(e.path))
-		d.Close()
-	}
-	return nil
+	return err
 }
 
 // writeThrough streams the archive to a writer, device or FIFO: nothing to
@@ -160,8 +148,7 @@ func (e *exportFile) finish(err error) {
 		e.opened = nil
 	}
 	if e.tmp != nil {
-		e.tmp.Close()
-		os.Remove(e.tmp.Name())
+		e.tmp.Abort()
 		e.tmp = nil
 	}
 	if e.tmpImages == "" {

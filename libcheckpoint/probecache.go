@@ -3,8 +3,9 @@ package libcheckpoint
 import (
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
 // cachedProbe remembers a host probe's verdict (and the reason for a "no")
@@ -29,10 +30,10 @@ func cachedProbe(path, key string, probe func() (bool, string, error)) (bool, st
 		answer = "yes"
 	}
 	if os.MkdirAll(filepath.Dir(path), 0o755) == nil {
-		tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
-		if os.WriteFile(tmp, []byte(key+"\n"+answer+"\n"+reason+"\n"), 0o644) == nil {
-			_ = os.Rename(tmp, path)
-		}
+		_ = fsutil.ReplaceFile(path, 0o644, func(f *os.File) error {
+			_, err := f.WriteString(key + "\n" + answer + "\n" + reason + "\n")
+			return err
+		})
 	}
 	return works, reason, nil
 }

@@ -451,21 +451,10 @@ func writePidFile(path string, pid int) error {
 		}
 		return nil
 	}
-	path = target.Path
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_SYNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("--pid-file: %w", err)
-	}
-	_, err = f.WriteString(strconv.Itoa(pid))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := fsutil.ReplaceFile(target.Path, 0o644, func(f *os.File) error {
+		_, err := f.WriteString(strconv.Itoa(pid))
+		return err
+	}); err != nil {
 		return fmt.Errorf("--pid-file: %w", err)
 	}
 	return nil

@@ -47,7 +47,7 @@ func RewriteFreezerState(dir, state string) error {
 		return nil
 	}
 	path := filepath.Join(dir, "cgroup.img")
-	if err := fsutil.ReplaceFile(path, func(f *os.File) error { return crit.New(nil, f, "", false, false).Encode(img) }); err != nil {
+	if err := fsutil.ReplaceFile(path, 0o600, func(f *os.File) error { return crit.New(nil, f, "", false, false).Encode(img) }); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil

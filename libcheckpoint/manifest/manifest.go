@@ -201,7 +201,7 @@ func Write(dir string, m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	if err := fsutil.ReplaceFile(filepath.Join(dir, File), func(f *os.File) error {
+	if err := fsutil.ReplaceFile(filepath.Join(dir, File), 0o600, func(f *os.File) error {
 		_, err := f.Write(append(data, '\n'))
 		return err
 	}); err != nil {

@@ -11,29 +11,68 @@ import (
 	"syscall"
 )
 
-// ReplaceFile replaces path, atomically, with what write puts in a new
-// private (0600) file beside it, synced before the rename; on failure the
-// new file is removed and path is left as it was.
-func ReplaceFile(path string, write func(*os.File) error) error {
+// PendingFile is a file written beside its final path, under a hidden
+// temporary name, and put in place whole by Commit or removed by Abort:
+// a reader of the path sees the old file or the new one, never a part.
+// It is the library's one way to write a file another process may read.
+type PendingFile struct {
+	*os.File
+	path string
+}
+
+// CreatePending starts a PendingFile for path, with mode perm.
+func CreatePending(path string, perm os.FileMode) (*PendingFile, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	tmp := f.Name()
-	err = write(f)
-	if err == nil {
-		err = f.Sync()
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
 	}
-	if cerr := f.Close(); err == nil {
+	return &PendingFile{File: f, path: path}, nil
+}
+
+// Commit syncs the file, renames it to its path and syncs the directory;
+// on failure the file is removed and the path left as it was.
+func (p *PendingFile) Commit() error {
+	err := p.Sync()
+	if cerr := p.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = os.Rename(p.Name(), p.path)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		os.Remove(p.Name())
+		return err
 	}
-	return err
+	if d, err := os.Open(filepath.Dir(p.path)); err == nil {
+		_ = d.Sync() // the rename is done; a directory that can't sync keeps it anyway
+		d.Close()
+	}
+	return nil
+}
+
+// Abort removes the file; the path is left as it was.
+func (p *PendingFile) Abort() {
+	p.Close()
+	os.Remove(p.Name())
+}
+
+// ReplaceFile replaces path, atomically, with what write puts in it (a
+// PendingFile of mode perm).
+func ReplaceFile(path string, perm os.FileMode, write func(*os.File) error) error {
+	p, err := CreatePending(path, perm)
+	if err != nil {
+		return err
+	}
+	if err := write(p.File); err != nil {
+		p.Abort()
+		return err
+	}
+	return p.Commit()
 }
 
 // OpenRegular opens a file for reading without blocking on a FIFO (a
