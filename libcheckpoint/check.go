@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/cgroups"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/criuhost"
 )
 
 // HostReport says what this host supports, so a user knows before trying.
@@ -146,17 +148,17 @@ func (rt *Runtime) CheckHost(ctx context.Context) (*HostReport, error) {
 	}
 	// prepareCriu above has just probed (or read the cached answer).
 	if r.CriuPath != "" {
-		r.HardwareBreakpoints, _ = cachedBreakpointsWork(r.CriuPath)
+		r.HardwareBreakpoints, _ = criuhost.CachedBreakpointsWork(r.CriuPath)
 	}
 	r.Cgroup = cgroupReport()
 	r.NetworkLock = networkLockReport(ctx, r.CriuPath, r.CriuError == "")
 	r.Seccomp = seccompReport(r.Features)
-	switch how, err := ensureKdatCache(ctx, r.CriuPath); {
+	switch how, err := criuhost.EnsureKdatCache(ctx, r.CriuPath); {
 	case r.CriuPath == "":
 		r.KernelFeatureCache = "none"
 	case err != nil:
 		r.KernelFeatureCache, r.KernelFeatureCacheError = "none", err.Error()
-	case how == kdatNotNeeded:
+	case how == criuhost.KdatNotNeeded:
 		r.KernelFeatureCache = "criu"
 	default:
 		r.KernelFeatureCache = "runcr"
@@ -227,7 +229,7 @@ func requireCriuFeature(ctx context.Context, feature, neededBy string) error {
 // criuCheckFeature asks `criu check --feature`, whose exit status is the
 // answer (go-criu's FeatureCheck returns the request, not CRIU's answer).
 func criuCheckFeature(ctx context.Context, criu, feature string) ([]byte, error) {
-	return runCriuProbe(ctx, criu, "check", "--feature", feature)
+	return criuhost.RunProbe(ctx, criu, "check", "--feature", feature)
 }
 
 func cgroupReport() CgroupReport {

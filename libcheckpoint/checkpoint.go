@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/runcr/runcr/libcheckpoint/internal/criuhost"
 	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 	"github.com/runcr/runcr/libcheckpoint/manifest"
 )
@@ -142,7 +143,7 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 			switch {
 			case errors.Is(ctx.Err(), context.DeadlineExceeded):
 				return nil, fmt.Errorf("checkpoint of container %q into %s: %w; the container was left running and no checkpoint was made",
-					id, res.ImagePath, criuTimeoutError(context.Cause(ctx), "the dump"))
+					id, res.ImagePath, criuhost.TimeoutError(context.Cause(ctx), "the dump"))
 			case ctx.Err() != nil:
 				return nil, fmt.Errorf("%w (%w): container %q was left running; no checkpoint was made", ErrInterrupted, context.Cause(ctx), id)
 			}

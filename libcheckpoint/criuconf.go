@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/runcr/runcr/libcheckpoint/internal/criuhost"
 	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
@@ -99,7 +100,7 @@ func needsNetworkLock(c *configs.Config) bool {
 // built with libnftables and the kernel has nf_tables with set
 // concatenations), remembered per boot and criu binary.
 func nftablesLockWorks(ctx context.Context, criuPath string) (bool, string) {
-	works, reason, err := cachedProbe(nftablesCache, kdatKey(criuPath), func() (bool, string, error) {
+	works, reason, err := criuhost.CachedProbe(nftablesCache, criuhost.KdatKey(criuPath), func() (bool, string, error) {
 		out, err := criuCheckFeature(ctx, criuPath, "network_lock_nftables")
 		if errors.Is(err, ErrCriuTimeout) {
 			return false, "", err // not remembered

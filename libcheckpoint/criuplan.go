@@ -6,6 +6,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/criuhost"
 )
 
 // criuPlan is everything CRIU gets from runcr for one run, made from the
@@ -167,7 +169,7 @@ func planProcess(h criuHost) *criuPlan {
 		env = append(env, "PATH="+h.criuDir+string(os.PathListSeparator)+h.path)
 	}
 	if h.noBreakpoints {
-		env = append(env, "CRIU_FAULT="+criuNoBreakpoints)
+		env = append(env, "CRIU_FAULT="+criuhost.NoBreakpoints)
 	}
 	if h.nftablesConf != "" {
 		env = append(env, "CRIU_CONFIG_FILE="+h.nftablesConf)

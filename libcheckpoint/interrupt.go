@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/criuhost"
 )
 
 // ErrInterrupted: the caller's context was cancelled (the command line
@@ -18,7 +20,7 @@ var ErrInterrupted = errors.New("checkpoint interrupted")
 
 // dumpGuard decides what an ended context does to a running dump. Before
 // CRIU has reported post-dump, the dump is stopped the way runcr's death
-// would stop it: CRIU (told its client is gone, see stopCriuConn) fails at
+// would stop it: CRIU (told its client is gone, see criuhost.StopCriuConn) fails at
 // its next message, resumes the container itself and exits. After
 // post-dump the dump is whole and CRIU is killing the container, so the
 // checkpoint completes: a checkpoint cut short there would leave neither a
@@ -39,7 +41,7 @@ type dumpGuard struct {
 func newDumpGuard(stateDir, criuPath string) *dumpGuard {
 	g := &dumpGuard{
 		marker: filepath.Join(stateDir, "checkpoint"),
-		stop:   stopCriuConn(criuPath),
+		stop:   criuhost.StopCriuConn(criuPath),
 	}
 	if fi, err := os.Stat(g.marker); err == nil {
 		g.stale = fi.ModTime()
@@ -48,7 +50,7 @@ func newDumpGuard(stateDir, criuPath string) *dumpGuard {
 }
 
 // abort makes the running CRIU fail unless it has reported post-dump; it
-// reports whether CRIU is to be stopped (see watchCriu).
+// reports whether CRIU is to be stopped (see criuhost.WatchCriu).
 func (g *dumpGuard) abort() bool {
 	if g.postDump() {
 		g.once.Do(func() { logrus.Warn("CRIU had finished the dump; completing the checkpoint") })

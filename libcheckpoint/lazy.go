@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/criuhost"
 )
 
 // Lazy migration needs more than the uffd-noncoop feature CRIU reports:
@@ -29,24 +31,12 @@ func lazyMigrationWorks(ctx context.Context) (bool, string) {
 	if err != nil {
 		return false, "criu is not installed"
 	}
-	works, reason, _ := cachedProbe(lazyCache, cacheKey(criuPath), func() (bool, string, error) {
+	works, reason, _ := criuhost.CachedProbe(lazyCache, criuhost.CacheKey(criuPath), func() (bool, string, error) {
 		works, reason := tryLazyMigration(ctx, criuPath)
 		// Cut short by the caller, the trial proves nothing: not remembered.
 		return works, reason, ctx.Err()
 	})
 	return works, reason
-}
-
-// cacheKey ties a cached answer to this boot and this criu binary.
-func cacheKey(criuPath string) string {
-	key := bootID()
-	if key == "" {
-		return ""
-	}
-	if fi, err := os.Stat(criuPath); err == nil {
-		key += fmt.Sprintf(" %s %d %d", criuPath, fi.Size(), fi.ModTime().UnixNano())
-	}
-	return key
 }
 
 func tryLazyMigration(ctx context.Context, criuPath string) (bool, string) {

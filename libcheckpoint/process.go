@@ -11,6 +11,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/runcr/runcr/libcheckpoint/internal/criuhost"
 	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
@@ -81,7 +82,7 @@ func SetupProcess(ctx context.Context, o ProcessOptions) (undo func(), err error
 		criuPath, lookErr = exec.LookPath("criu")
 	}
 	if _, set := os.LookupEnv("CRIU_FAULT"); !set && lookErr == nil {
-		works, err := cachedBreakpointsWork(criuPath)
+		works, err := criuhost.CachedBreakpointsWork(criuPath)
 		if err != nil {
 			logrus.Debugf("hardware breakpoint probe failed, assuming they work: %v", err)
 		} else if !works {

@@ -12,6 +12,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/utils"
 	"golang.org/x/sys/unix"
+
+	"github.com/runcr/runcr/libcheckpoint/internal/criuhost"
 )
 
 // restorer runs one restore: it wires the container's stdio, calls
@@ -62,7 +64,7 @@ func (r *restorer) run(ctx context.Context, criuOpts *libcontainer.CriuOpts, log
 	restore := func() error { return r.container.Restore(process, criuOpts) }
 	stopWatch := func() {}
 	if r.criu != nil {
-		stopWatch = r.criu.watch(ctx, stopping(stopCriuConn(r.criu.criuPath)))
+		stopWatch = r.criu.watch(ctx, criuhost.Stopping(criuhost.StopCriuConn(r.criu.criuPath)))
 	}
 	if r.criu == nil {
 		err = restore()
@@ -72,7 +74,7 @@ func (r *restorer) run(ctx context.Context, criuOpts *libcontainer.CriuOpts, log
 	stopWatch()
 	if err != nil && ctx.Err() != nil {
 		// CRIU was stopped: its own error says only that its client left.
-		err = criuTimeoutError(context.Cause(ctx), "the restore")
+		err = criuhost.TimeoutError(context.Cause(ctx), "the restore")
 	}
 	var stats *RestoreStats
 	var statsErr error

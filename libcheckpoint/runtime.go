@@ -21,6 +21,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/runcr/runcr/libcheckpoint/internal/criuhost"
 	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 
 	// Lets libcontainer's cgroup managers apply device rules on restore,
@@ -85,9 +86,9 @@ func (s *criuSession) close() {
 }
 
 // watch bounds the CRIU that start (run, or called directly) makes
-// libcontainer start, by ctx: see watchCriu. abort tells CRIU to stop.
+// libcontainer start, by ctx: see criuhost.WatchCriu. abort tells CRIU to stop.
 func (s *criuSession) watch(ctx context.Context, abort func() bool) (stop func()) {
-	return watchCriu(ctx, s.criuPath, criuKillGrace, abort)
+	return criuhost.WatchCriu(ctx, s.criuPath, criuhost.KillGrace, abort)
 }
 
 // noUmask leaves the umask of the thread that starts CRIU as it is.
@@ -98,7 +99,7 @@ const noUmask = -1
 // its own (unshare CLONE_FS), so that what CRIU inherits from it changes
 // nothing for the rest of the process: umask, unless noUmask, and with
 // withKdat the mount namespace in which runcr's kernel feature cache is
-// CRIU's /run/criu.kdat (showKdatCache). Without hooks only: libcontainer
+// CRIU's /run/criu.kdat (criuhost.ShowKdatCache). Without hooks only: libcontainer
 // runs the OCI hooks from that thread, and they get the host's mount
 // namespace, as under runc. The thread then stays until close: a restored
 // container's init is its child (CRIU restores it as CRIU's sibling), and
@@ -117,7 +118,7 @@ func (s *criuSession) run(start func() error, umask int, withKdat bool) error {
 			unix.Umask(umask)
 		}
 		if withKdat && s.kdat {
-			if err := showKdatCache(); err != nil {
+			if err := criuhost.ShowKdatCache(); err != nil {
 				logrus.Debugf("CRIU will probe the kernel: no kernel feature cache for it: %v", err)
 			}
 		}
@@ -144,26 +145,26 @@ func (rt *Runtime) prepareCriu(ctx context.Context, c *libcontainer.Container) (
 		return s, nil
 	}
 	s.criuPath = criuPath
-	switch how, err := ensureKdatCache(ctx, criuPath); {
+	switch how, err := criuhost.EnsureKdatCache(ctx, criuPath); {
 	case err != nil:
 		logrus.Debugf("no CRIU kernel feature cache, CRIU will probe the kernel itself: %v", err)
-	case how == kdatMade:
-		logrus.Debugf("CRIU kernel feature cache made for this boot: %s", kdatCacheFile)
+	case how == criuhost.KdatMade:
+		logrus.Debugf("CRIU kernel feature cache made for this boot: %s", criuhost.KdatCacheFile)
 		s.kdat = true
-	case how == kdatReady:
+	case how == criuhost.KdatReady:
 		s.kdat = true
 	}
 	if c == nil {
 		if ctx.Err() != nil {
 			s.close()
-			return nil, criuTimeoutError(context.Cause(ctx), "CRIU's start-up probes, before anything was changed")
+			return nil, criuhost.TimeoutError(context.Cause(ctx), "CRIU's start-up probes, before anything was changed")
 		}
 		return s, nil
 	}
 	tellCriuVersion(ctx, c)
 	if ctx.Err() != nil {
 		s.close()
-		return nil, criuTimeoutError(context.Cause(ctx), "CRIU's start-up probes, before anything was changed")
+		return nil, criuhost.TimeoutError(context.Cause(ctx), "CRIU's start-up probes, before anything was changed")
 	}
 	return s, nil
 }
@@ -175,14 +176,14 @@ const criuVersionCache = "/run/runcr/criu-version"
 // go-criu's VERSION request, which starts a whole `criu swrk`: ~30 ms
 // here), remembered per boot and criu binary.
 func cachedCriuVersion(ctx context.Context, criuPath string) (int, error) {
-	_, v, err := cachedProbe(criuVersionCache, kdatKey(criuPath), func() (bool, string, error) {
-		ctx, cancel := context.WithTimeout(ctx, criuProbeTimeout)
+	_, v, err := criuhost.CachedProbe(criuVersionCache, criuhost.KdatKey(criuPath), func() (bool, string, error) {
+		ctx, cancel := context.WithTimeout(ctx, criuhost.ProbeTimeout)
 		defer cancel()
-		stop := watchCriu(ctx, criuPath, criuKillGrace, stopping(stopCriuConn(criuPath)))
+		stop := criuhost.WatchCriu(ctx, criuPath, criuhost.KillGrace, criuhost.Stopping(criuhost.StopCriuConn(criuPath)))
 		v, err := criu.MakeCriu().GetCriuVersion()
 		stop()
 		if ctx.Err() != nil {
-			return false, "", criuTimeoutError(context.Cause(ctx), "CRIU's version, from "+criuPath+" swrk")
+			return false, "", criuhost.TimeoutError(context.Cause(ctx), "CRIU's version, from "+criuPath+" swrk")
 		}
 		if err != nil {
 			return false, "", err
@@ -343,7 +344,7 @@ func checkCriuBinary(ctx context.Context, path string) error {
 	if err := unix.Access(path, unix.X_OK); err != nil {
 		return invalid("criu", "%s: %v; give the path of an executable criu binary", path, err)
 	}
-	cmd, ctx, cancel := criuCommand(ctx, criuAnswerTimeout, path, "--version")
+	cmd, ctx, cancel := criuhost.Command(ctx, criuAnswerTimeout, path, "--version")
 	defer cancel()
 	out, err := cmd.Output()
 	switch {

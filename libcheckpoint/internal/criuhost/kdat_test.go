@@ -1,4 +1,4 @@
-package libcheckpoint
+package criuhost
 
 import (
 	"errors"

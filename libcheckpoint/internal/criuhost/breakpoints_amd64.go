@@ -1,4 +1,4 @@
-package libcheckpoint
+package criuhost
 
 import (
 	"encoding/binary"
@@ -18,15 +18,15 @@ import (
 // Firecracker guests; gdb's hbreak never fires either). CRIU can stop the
 // tasks by syscall tracing instead, selected by its FI_NO_BREAKPOINTS fault
 // knob (CRIU_FAULT=130), which costs a little time per task.
-const criuNoBreakpoints = "130"
+const NoBreakpoints = "130"
 
 // breakpointsCache keeps the probe's answer for the running kernel: it
 // costs a ptraced fork and exec (~25 ms) and can't change until reboot.
 const breakpointsCache = "/run/runcr/hw-breakpoints"
 
-// cachedBreakpointsWork is hardwareBreakpointsWork, remembered per boot.
-func cachedBreakpointsWork(binary string) (bool, error) {
-	works, _, err := cachedProbe(breakpointsCache, bootID(), func() (bool, string, error) {
+// CachedBreakpointsWork is hardwareBreakpointsWork, remembered per boot.
+func CachedBreakpointsWork(binary string) (bool, error) {
+	works, _, err := CachedProbe(breakpointsCache, bootID(), func() (bool, string, error) {
 		works, err := hardwareBreakpointsWork(binary)
 		return works, "", err
 	})

@@ -1,7 +1,7 @@
 //go:build !amd64
 
-package libcheckpoint
+package criuhost
 
 // Hardware breakpoints are only probed on x86-64, where CRIU's use of
 // debug registers is known to break under some hypervisors.
-func cachedBreakpointsWork(string) (bool, error) { return true, nil }
+func CachedBreakpointsWork(string) (bool, error) { return true, nil }

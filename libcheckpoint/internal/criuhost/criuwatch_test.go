@@ -1,4 +1,4 @@
-package libcheckpoint
+package criuhost
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // hangingCriu writes a script that, like a CRIU that never answers,
@@ -57,7 +59,7 @@ func TestRunCriuProbeStopsAHangingCriu(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := runCriuProbe(ctx, criu, "check", "--feature", "timens")
+	_, err := RunProbe(ctx, criu, "check", "--feature", "timens")
 	if !errors.Is(err, ErrCriuTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want ErrCriuTimeout and DeadlineExceeded", err)
 	}
@@ -99,7 +101,7 @@ func TestWatchCriuAbortsThenKills(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	var aborts atomic.Int32
-	stop := watchCriu(ctx, link, 200*time.Millisecond, func() bool { aborts.Add(1); return true })
+	stop := WatchCriu(ctx, link, 200*time.Millisecond, func() bool { aborts.Add(1); return true })
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 	select {
@@ -129,12 +131,51 @@ func TestWatchCriuAbortsThenKills(t *testing.T) {
 func TestWatchCriuLeavesAFinishedCallAlone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var aborts atomic.Int32
-	stop := watchCriu(ctx, "/nonexistent/criu", time.Millisecond, func() bool { aborts.Add(1); return true })
+	stop := WatchCriu(ctx, "/nonexistent/criu", time.Millisecond, func() bool { aborts.Add(1); return true })
 	stop()
 	cancel()
 	time.Sleep(20 * time.Millisecond)
 	stop() // twice is fine
 	if n := aborts.Load(); n != 0 {
 		t.Errorf("abort called %d times after stop", n)
+	}
+}
+
+// StopCriuConn ends runcr's connection to a running criu, as runcr's death
+// would, and leaves the host program's own seqpacket sockets alone.
+func TestStopCriuConn(t *testing.T) {
+	criu, childPidFile := hangingCriu(t)
+	toCriu, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range []int{toCriu[0], own[0], own[1]} {
+		defer unix.Close(fd)
+	}
+	criuEnd := os.NewFile(uintptr(toCriu[1]), "criu-end")
+	cmd := exec.Command(criu, "swrk", "3")
+	cmd.ExtraFiles = []*os.File{criuEnd}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	criuEnd.Close()
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	child := readPid(t, childPidFile)
+	defer func() { _ = unix.Kill(child, unix.SIGKILL) }()
+
+	StopCriuConn(criu)()
+	buf := make([]byte, 8)
+	if n, err := unix.Read(toCriu[0], buf); n != 0 || err != nil {
+		t.Fatalf("runcr's end of the CRIU connection read %d, %v; want EOF", n, err)
+	}
+	if _, err := unix.Write(own[1], []byte("x")); err != nil {
+		t.Fatalf("the host program's own seqpacket socket was touched: %v", err)
+	}
+	if n, err := unix.Read(own[0], buf); n != 1 || err != nil {
+		t.Fatalf("the host program's own socket read %d, %v; want 1 byte", n, err)
 	}
 }

@@ -1,4 +1,4 @@
-package libcheckpoint
+package criuhost
 
 import (
 	"bytes"
@@ -21,35 +21,28 @@ import (
 // does: the commands runcr runs itself (criu check, --version) are killed
 // with their process group; the `criu swrk` that libcontainer and go-criu
 // start, which offer no way to cancel, is first told its client is gone
-// (stopCriuConn: a working CRIU then undoes what it did and exits, a
+// (StopCriuConn: a working CRIU then undoes what it did and exits, a
 // dump resuming the container), and killed with everything it started if
-// it is still there criuKillGrace later, so that a CRIU that never answers
+// it is still there KillGrace later, so that a CRIU that never answers
 // can't hold runcr, its links or the container.
 
-// DefaultCriuTimeout is how long the command line lets one checkpoint,
-// restore or check wait on CRIU (--criu-timeout, RUNCR_CRIU_TIMEOUT):
-// far beyond a real dump or restore (about a second per GiB of memory
-// here), so that only a CRIU that hangs meets it.
-const DefaultCriuTimeout = 30 * time.Minute
-
-// ErrCriuTimeout: a checkpoint, restore or check was stopped because its
-// context ended before CRIU answered. It wraps the context's error
-// (context.DeadlineExceeded or context.Canceled) as well.
+// ErrCriuTimeout: a call was stopped because its context ended before
+// CRIU answered (libcheckpoint.ErrCriuTimeout).
 var ErrCriuTimeout = errors.New("stopped waiting for CRIU")
 
-// criuProbeTimeout bounds each short CRIU probe (version, feature check,
+// ProbeTimeout bounds each short CRIU probe (version, feature check,
 // kernel feature cache): they take milliseconds.
-const criuProbeTimeout = 30 * time.Second
+const ProbeTimeout = 30 * time.Second
 
-// criuKillGrace is how long a CRIU told to stop may take before it is
+// KillGrace is how long a CRIU told to stop may take before it is
 // killed: a working one undoes a dump or restore in well under a second.
-const criuKillGrace = 5 * time.Second
+const KillGrace = 5 * time.Second
 
-// criuCommand is a short CRIU command bounded by ctx and by timeout
+// Command is a short CRIU command bounded by ctx and by timeout
 // (ended by the returned cancel): CRIU runs in a process group of its
 // own, killed whole when the time is up, so that a child it left holding
 // the output pipe can't keep the caller waiting (or stay behind).
-func criuCommand(ctx context.Context, timeout time.Duration, criu string, args ...string) (*exec.Cmd, context.Context, context.CancelFunc) {
+func Command(ctx context.Context, timeout time.Duration, criu string, args ...string) (*exec.Cmd, context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	cmd := exec.CommandContext(ctx, criu, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -58,21 +51,21 @@ func criuCommand(ctx context.Context, timeout time.Duration, criu string, args .
 	return cmd, ctx, cancel
 }
 
-// runCriuProbe runs a CRIU probe (criuCommand, criuProbeTimeout) and
+// RunProbe runs a CRIU probe (Command, ProbeTimeout) and
 // returns its combined output. A probe that ran out of time returns an
 // error wrapping ErrCriuTimeout.
-func runCriuProbe(ctx context.Context, criu string, args ...string) ([]byte, error) {
-	cmd, ctx, cancel := criuCommand(ctx, criuProbeTimeout, criu, args...)
+func RunProbe(ctx context.Context, criu string, args ...string) ([]byte, error) {
+	cmd, ctx, cancel := Command(ctx, ProbeTimeout, criu, args...)
 	defer cancel()
 	out, err := cmd.CombinedOutput()
 	if err != nil && ctx.Err() != nil {
-		return out, criuTimeoutError(context.Cause(ctx), "`"+criu+" "+strings.Join(args, " ")+"`")
+		return out, TimeoutError(context.Cause(ctx), "`"+criu+" "+strings.Join(args, " ")+"`")
 	}
 	return out, err
 }
 
-// criuTimeoutError names what was waited for and why it stopped.
-func criuTimeoutError(cause error, what string) error {
+// TimeoutError names what was waited for and why it stopped.
+func TimeoutError(cause error, what string) error {
 	return &criuTimeout{what: what, cause: cause}
 }
 
@@ -87,13 +80,13 @@ func (e *criuTimeout) Error() string {
 
 func (e *criuTimeout) Unwrap() []error { return []error{ErrCriuTimeout, e.cause} }
 
-// watchCriu bounds a call that makes libcontainer or go-criu start CRIU.
+// WatchCriu bounds a call that makes libcontainer or go-criu start CRIU.
 // When ctx ends before the returned stop is called, abort is called (again
 // every 10 ms: CRIU may not have been started yet), and grace later every
 // process running the criu binary criuPath that runcr started is killed
 // with its descendants, unless abort last said CRIU is to be left to
 // finish. stop returns once the watch is over.
-func watchCriu(ctx context.Context, criuPath string, grace time.Duration, abort func() bool) (stop func()) {
+func WatchCriu(ctx context.Context, criuPath string, grace time.Duration, abort func() bool) (stop func()) {
 	if ctx.Done() == nil {
 		return func() {}
 	}
@@ -105,8 +98,8 @@ func watchCriu(ctx context.Context, criuPath string, grace time.Duration, abort 
 			return
 		case <-ctx.Done():
 		}
-		logrus.Warnf("stopping CRIU: %v", context.Cause(ctx))
-		stopping := abort()
+		logrus.Warnf("Stopping CRIU: %v", context.Cause(ctx))
+		Stopping := abort()
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		kill := time.NewTimer(grace)
@@ -116,9 +109,9 @@ func watchCriu(ctx context.Context, criuPath string, grace time.Duration, abort 
 			case <-quit:
 				return
 			case <-tick.C:
-				stopping = abort()
+				Stopping = abort()
 			case <-kill.C:
-				if stopping {
+				if Stopping {
 					killCriuProcesses(criuPath)
 				}
 				kill.Reset(time.Second)
@@ -162,12 +155,12 @@ func criuProcesses(criuPath string, children map[int][]int) []int {
 	return pids
 }
 
-// stopping turns an abort into one for watchCriu that always stops CRIU.
-func stopping(abort func()) func() bool {
+// Stopping turns an abort into one for WatchCriu that always stops CRIU.
+func Stopping(abort func()) func() bool {
 	return func() bool { abort(); return true }
 }
 
-// stopCriuConn returns an abort that makes a running `criu swrk` of
+// StopCriuConn returns an abort that makes a running `criu swrk` of
 // criuPath stop: it shuts down runcr's end of each unix seqpacket
 // connection whose other end such a CRIU holds (libcontainer's and
 // go-criu's socketpair). CRIU then sees its client gone, as if runcr had
@@ -175,7 +168,7 @@ func stopping(abort func()) func() bool {
 // returns. Shutdown rather than close: the descriptor stays libcontainer's.
 // Sockets of the host program are never touched: their peers are not
 // CRIU's.
-func stopCriuConn(criuPath string) func() {
+func StopCriuConn(criuPath string) func() {
 	return func() {
 		if criuPath == "" {
 			return

@@ -1,4 +1,4 @@
-package libcheckpoint
+package criuhost
 
 import (
 	"context"
@@ -41,65 +41,65 @@ const (
 	kdatFailed = kdatDir + ".failed"
 )
 
-// kdatSetup says what ensureKdatCache found or did.
-type kdatSetup int
+// KdatSetup says what EnsureKdatCache found or did.
+type KdatSetup int
 
 const (
-	kdatNotNeeded kdatSetup = iota // /run is a tmpfs (CRIU caches itself) or not root
-	kdatReady                      // runcr's cache for this boot and criu is ready
-	kdatMade                       // it was (re)made just now
+	KdatNotNeeded KdatSetup = iota // /run is a tmpfs (CRIU caches itself) or not root
+	KdatReady                      // runcr's cache for this boot and criu is ready
+	KdatMade                       // it was (re)made just now
 )
 
-// ensureKdatCache makes sure CRIU's kernel feature cache is usable for
+// EnsureKdatCache makes sure CRIU's kernel feature cache is usable for
 // criuPath where /run is not a tmpfs. Best effort: on failure CRIU just
 // probes on every run, as it would without runcr.
-func ensureKdatCache(ctx context.Context, criuPath string) (kdatSetup, error) {
+func EnsureKdatCache(ctx context.Context, criuPath string) (KdatSetup, error) {
 	if os.Geteuid() != 0 {
 		// CRIU as non-root keeps its cache in $XDG_RUNTIME_DIR.
-		return kdatNotNeeded, nil
+		return KdatNotNeeded, nil
 	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(kdatRunDir, &st); err != nil {
-		return kdatNotNeeded, err
+		return KdatNotNeeded, err
 	}
 	if st.Type == unix.TMPFS_MAGIC {
-		return kdatNotNeeded, nil
+		return KdatNotNeeded, nil
 	}
-	key := kdatKey(criuPath)
+	key := KdatKey(criuPath)
 	if key == "" {
-		return kdatNotNeeded, errors.New("no boot id or criu binary to key the cache to")
+		return KdatNotNeeded, errors.New("no boot id or criu binary to key the cache to")
 	}
 	if kdatReadyFor(key) {
 		dropGlobalKdatMount()
-		return kdatReady, nil
+		return KdatReady, nil
 	}
 	// A failure is not retried on every run (it costs a criu start).
 	if data, err := os.ReadFile(kdatFailed); err == nil && strings.TrimSpace(string(data)) == key {
-		return kdatNotNeeded, errors.New("making the cache failed before in this boot with this criu (see " + kdatFailed + ")")
+		return KdatNotNeeded, errors.New("making the cache failed before in this boot with this criu (see " + kdatFailed + ")")
 	}
 	// Two runcrs may both find the cache missing; one makes it.
 	if err := os.MkdirAll(filepath.Dir(kdatDir), 0o755); err != nil {
-		return kdatNotNeeded, err
+		return KdatNotNeeded, err
 	}
 	lock, err := os.OpenFile(kdatDir+".lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return kdatNotNeeded, err
+		return KdatNotNeeded, err
 	}
 	defer lock.Close()
 	if err := flockWithin(lock, kdatLockWait); err != nil {
-		return kdatNotNeeded, fmt.Errorf("%s: %w", lock.Name(), err)
+		return KdatNotNeeded, fmt.Errorf("%s: %w", lock.Name(), err)
 	}
 	if kdatReadyFor(key) {
-		return kdatReady, nil
+		return KdatReady, nil
 	}
 	if err := makeKdatCache(ctx, criuPath, key); err != nil {
 		if errors.Is(err, ErrCriuTimeout) {
-			return kdatNotNeeded, err // a hang is not remembered as a failure
+			return KdatNotNeeded, err // a hang is not remembered as a failure
 		}
 		_ = os.WriteFile(kdatFailed, []byte(key+"\n"+err.Error()+"\n"), 0o644)
-		return kdatNotNeeded, err
+		return KdatNotNeeded, err
 	}
-	return kdatMade, nil
+	return KdatMade, nil
 }
 
 // kdatLockWait bounds the wait for another runcr that is making the cache.
@@ -128,17 +128,17 @@ func flockWithin(f *os.File, d time.Duration) error {
 	}
 }
 
-// kdatKey names this boot and the criu binary (through symlinks, so that
+// KdatKey names this boot and the criu binary (through symlinks, so that
 // every link to one binary shares the cache).
-func kdatKey(criuPath string) string {
+func KdatKey(criuPath string) string {
 	if p, err := filepath.EvalSymlinks(criuPath); err == nil {
 		criuPath = p
 	}
-	return cacheKey(criuPath)
+	return CacheKey(criuPath)
 }
 
-// kdatCacheFile is runcr's cache, for bind-mounting onto kdatFile.
-var kdatCacheFile = filepath.Join(kdatDir, "criu.kdat")
+// KdatCacheFile is runcr's cache, for bind-mounting onto kdatFile.
+var KdatCacheFile = filepath.Join(kdatDir, "criu.kdat")
 
 // kdatReadyFor reports whether runcr's tmpfs holds a cache made for key.
 func kdatReadyFor(key string) bool {
@@ -146,7 +146,7 @@ func kdatReadyFor(key string) bool {
 	if err != nil || strings.TrimSpace(string(data)) != key {
 		return false
 	}
-	fi, err := os.Stat(kdatCacheFile)
+	fi, err := os.Stat(KdatCacheFile)
 	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
 }
 
@@ -155,7 +155,7 @@ func kdatReadyFor(key string) bool {
 // left there for every CRIU on the host.
 func dropGlobalKdatMount() {
 	var mounted, ours unix.Stat_t
-	if unix.Stat(kdatFile, &mounted) != nil || unix.Stat(kdatCacheFile, &ours) != nil {
+	if unix.Stat(kdatFile, &mounted) != nil || unix.Stat(KdatCacheFile, &ours) != nil {
 		return
 	}
 	if mounted.Dev == ours.Dev && mounted.Ino == ours.Ino {
@@ -189,20 +189,20 @@ func makeKdatCache(ctx context.Context, criuPath, key string) error {
 	if err := runCriuWithRunDir(ctx, criuPath, kdatDir); err != nil {
 		return err
 	}
-	if fi, err := os.Stat(kdatCacheFile); err != nil || fi.Size() == 0 {
+	if fi, err := os.Stat(KdatCacheFile); err != nil || fi.Size() == 0 {
 		return fmt.Errorf("criu wrote no kernel feature cache to %s", kdatDir)
 	}
 	return os.WriteFile(filepath.Join(kdatDir, "key"), []byte(key+"\n"), 0o600)
 }
 
-// showKdatCache makes runcr's cache CRIU's /run/criu.kdat for the calling
+// ShowKdatCache makes runcr's cache CRIU's /run/criu.kdat for the calling
 // thread, which the caller has locked to its goroutine for good: the thread
 // gets a mount namespace of its own in which the mount holding /run stops
 // propagating to and from the host's (so that the bind mount stays here),
 // and the cache is bind-mounted, read-only, onto /run/criu.kdat. Every
 // other mount keeps its propagation, so what CRIU mounts and sees is as in
 // the host's namespace.
-func showKdatCache() error {
+func ShowKdatCache() error {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("unshare mount namespace: %w", err)
 	}
@@ -224,8 +224,8 @@ func showKdatCache() error {
 	} else {
 		return err
 	}
-	if err := unix.Mount(kdatCacheFile, kdatFile, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind-mounting %s on %s: %w", kdatCacheFile, kdatFile, err)
+	if err := unix.Mount(KdatCacheFile, kdatFile, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind-mounting %s on %s: %w", KdatCacheFile, kdatFile, err)
 	}
 	if err := unix.Mount("", kdatFile, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 		logrus.Debugf("kdat cache: can't make %s read-only: %v", kdatFile, err)
@@ -253,7 +253,7 @@ func runCriuWithRunDir(ctx context.Context, criuPath, dir string) error {
 			}
 			// Any command makes CRIU initialise (and save) its kernel
 			// data; this feature check is cheap.
-			out, err := runCriuProbe(ctx, criuPath, "check", "--feature", "network_lock_nftables")
+			out, err := RunProbe(ctx, criuPath, "check", "--feature", "network_lock_nftables")
 			if errors.Is(err, ErrCriuTimeout) {
 				return err
 			}

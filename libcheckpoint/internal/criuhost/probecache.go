@@ -1,6 +1,7 @@
-package libcheckpoint
+package criuhost
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,12 +9,12 @@ import (
 	"github.com/runcr/runcr/libcheckpoint/internal/fsutil"
 )
 
-// cachedProbe remembers a host probe's verdict (and the reason for a "no")
+// CachedProbe remembers a host probe's verdict (and the reason for a "no")
 // in a file under /run/runcr, valid while key matches: the key names the
 // boot, and for CRIU probes the criu binary, so the probe is redone after a
 // reboot or an upgrade. Best effort: without a cache, or with an empty key,
 // the probe just runs again next time. Failed probes are not remembered.
-func cachedProbe(path, key string, probe func() (bool, string, error)) (bool, string, error) {
+func CachedProbe(path, key string, probe func() (bool, string, error)) (bool, string, error) {
 	if key != "" {
 		if data, err := os.ReadFile(path); err == nil {
 			if lines := strings.SplitN(string(data), "\n", 3); len(lines) == 3 && lines[0] == key {
@@ -42,4 +43,16 @@ func cachedProbe(path, key string, probe func() (bool, string, error)) (bool, st
 func bootID() string {
 	id, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	return strings.TrimSpace(string(id))
+}
+
+// CacheKey ties a cached answer to this boot and this criu binary.
+func CacheKey(criuPath string) string {
+	key := bootID()
+	if key == "" {
+		return ""
+	}
+	if fi, err := os.Stat(criuPath); err == nil {
+		key += fmt.Sprintf(" %s %d %d", criuPath, fi.Size(), fi.ModTime().UnixNano())
+	}
+	return key
 }
