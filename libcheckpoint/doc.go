@@ -10,6 +10,11 @@
 // context: cancelling it stops CRIU and leaves the container as it was
 // (a dump already whole completes).
 //
+// A program that only reads checkpoints imports less: package manifest
+// (the manifest and image digests) and package archive (runcr's
+// archives) import no CRIU or libcontainer code; package image decodes
+// CRIU's images with go-criu's crit.
+//
 // What the package does to the process that imports it, all of it:
 //   - SetupProcess, and only it, changes the environment (PATH for a
 //     criu of the caller's choice, CRIU_FAULT, CRIU_CONFIG_FILE), because
@@ -22,7 +27,11 @@
 //     conversion runs in the bundle on another such thread.
 //   - A restored container's init is a child of the process (CRIU makes
 //     it so). In the foreground, RestoreOptions.Wait waits for it;
-//     forwarding signals, subreaping and reaping are the caller's.
+//     forwarding signals, subreaping and reaping are the caller's. A
+//     foreground restore copies between the container's pipes (or its
+//     pty, with the caller's terminal put in raw mode until the restore
+//     returns) and RestoreOptions.Stdio, as runc does for its caller;
+//     detached, the container gets the Stdio files themselves.
 //   - When a context ends, runcr's end of its connection to that CRIU
 //     (found through sock_diag) is shut down, and CRIU and its children
 //     are killed 5 seconds later if still there; nothing else the process
