@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/signal"
+	"sync"
 
 	"github.com/opencontainers/runc/libcontainer/utils"
 	"github.com/sirupsen/logrus"
@@ -150,9 +152,56 @@ func foreground(opts *libcheckpoint.RestoreOptions) (stop func()) {
 	signals := make(chan os.Signal, 2048)
 	signal.Notify(signals)
 	opts.Wait = func(c *libcheckpoint.RestoredContainer) (int, error) {
-		return forwardSignals(c, signals)
+		drained, err := copyStdio(c, opts.Stdio)
+		if err != nil {
+			return -1, err
+		}
+		status, err := forwardSignals(c, signals)
+		drained()
+		return status, err
 	}
 	return func() { signal.Stop(signals) }
+}
+
+// copyStdio copies between a container restored in the foreground and
+// runcr's stdio, as runc's foreground runner does: its pipes, or its
+// terminal with runcr's put in raw mode. drained waits for the output
+// the container wrote before it exited and puts the terminal back.
+func copyStdio(c *libcheckpoint.RestoredContainer, s libcheckpoint.Stdio) (drained func(), err error) {
+	in, out, errOut := s.In, s.Out, s.Err
+	if in == nil {
+		in = os.Stdin
+	}
+	if out == nil {
+		out = os.Stdout
+	}
+	if errOut == nil {
+		errOut = os.Stderr
+	}
+	var copies sync.WaitGroup
+	copyOut := func(w io.Writer, r io.Reader) {
+		copies.Add(1)
+		go func() {
+			defer copies.Done()
+			_, _ = io.Copy(w, r)
+		}()
+	}
+	if c.Console != nil {
+		if err := c.Terminal.SetRaw(); err != nil {
+			return nil, err
+		}
+		c.ResizeTerminal()
+		go func() { _, _ = io.Copy(c.Console, in) }()
+		copyOut(out, c.Console)
+		return func() { copies.Wait(); _ = c.Terminal.Reset() }, nil
+	}
+	go func() {
+		_, _ = io.Copy(c.Stdin, in)
+		_ = c.Stdin.Close()
+	}()
+	copyOut(out, c.Stdout)
+	copyOut(errOut, c.Stderr)
+	return copies.Wait, nil
 }
 
 // forwardSignals relays signals to the container's init until it exits

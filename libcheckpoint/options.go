@@ -222,10 +222,12 @@ type RestoreOptions struct {
 	OnRestored func(Restored)
 	// Wait, when set, waits for a container restored in the foreground
 	// (not Detach) and returns its init's exit status (128+signal when
-	// killed). Forwarding signals, subreaping and reaping act on the
-	// whole process, so they are the caller's: runcr's command line
-	// forwards every signal and reaps, as runc does. Without it, Restore
-	// just waits for the init, forwarding nothing.
+	// killed). Forwarding signals, subreaping, reaping and copying the
+	// container's stdio (RestoredContainer) are the caller's: runcr's
+	// command line copies, forwards every signal and reaps, as runc does.
+	// Without it, the container gets Stdio's files themselves and Restore
+	// just waits for the init, forwarding nothing (a container with a
+	// terminal needs it).
 	Wait func(*RestoredContainer) (int, error)
 }
 

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 
 	"github.com/containerd/console"
 	"github.com/opencontainers/runc/libcontainer"
@@ -30,12 +29,12 @@ type restorer struct {
 	afterRestore []func()
 	onRestored   func(Restored)
 
-	postStart []io.Closer // our copies of what the container got; closed once it runs
-	closers   []io.Closer // our ends of its stdio; closed when it exits
-	copies    sync.WaitGroup
-	consoleC  chan error // foreground terminal: receipt of the pty master
-	console   console.Console
-	host      console.Console
+	postStart []io.Closer      // our copies of what the container got; closed once it runs
+	closers   []io.Closer      // our ends of its stdio; closed when it exits
+	pipes     *libcontainer.IO // foreground: our ends of its stdio pipes
+	consoleC  chan error       // foreground terminal: receipt of the pty master
+	console   console.Console  // foreground terminal: its pty master
+	host      console.Console  // foreground terminal: the caller's terminal
 }
 
 // checkTerminal applies runc's rules on terminals and console sockets.
@@ -123,9 +122,11 @@ func (r *restorer) run(ctx context.Context, criuOpts *libcontainer.CriuOpts, log
 }
 
 // setupIO gives the container its stdio as runc would: the caller's own
-// files when detached, fresh pipes copied to the caller's in the
-// foreground, or a pty whose master goes to the console socket (detached)
-// or is copied to the caller's terminal (foreground).
+// files when detached (or in the foreground without RestoreOptions.Wait),
+// fresh pipes in the foreground, or a pty whose master goes to the
+// console socket (detached) or is received here (foreground). In the
+// foreground the pipes and the pty master are the Wait hook's
+// (RestoredContainer), which copies them: the library copies nothing.
 func (r *restorer) setupIO(p *libcontainer.Process) error {
 	switch {
 	case r.terminal && r.opts.Detach:
@@ -141,6 +142,9 @@ func (r *restorer) setupIO(p *libcontainer.Process) error {
 		r.postStart = append(r.postStart, conn, socket)
 		p.ConsoleSocket = socket
 	case r.terminal:
+		if r.opts.Wait == nil {
+			return invalid("console-socket", "the container has a terminal, and a foreground restore needs RestoreOptions.Wait to copy it; or restore detached with a console socket")
+		}
 		host, err := hostConsole(r.stdio)
 		if err != nil {
 			return invalid("console-socket", "the container has a terminal but runcr's stdio is not one (%v); use --detach with --console-socket", err)
@@ -154,7 +158,7 @@ func (r *restorer) setupIO(p *libcontainer.Process) error {
 		r.postStart = append(r.postStart, parent, child)
 		r.consoleC = make(chan error, 1)
 		go func() { r.consoleC <- r.receiveConsole(parent) }()
-	case r.opts.Detach:
+	case r.opts.Detach || r.opts.Wait == nil:
 		p.Stdin, p.Stdout, p.Stderr = r.stdio.In, r.stdio.Out, r.stdio.Err
 	default:
 		config := r.container.Config()
@@ -171,26 +175,14 @@ func (r *restorer) setupIO(p *libcontainer.Process) error {
 			return err
 		}
 		r.closers = append(r.closers, pipes.Stdin, pipes.Stdout, pipes.Stderr)
+		r.pipes = pipes
 		for _, c := range []any{p.Stdin, p.Stdout, p.Stderr} {
 			if c, ok := c.(io.Closer); ok {
 				r.postStart = append(r.postStart, c)
 			}
 		}
-		go func() {
-			_, _ = io.Copy(pipes.Stdin, r.stdio.In)
-			_ = pipes.Stdin.Close()
-		}()
-		r.copies.Add(2)
-		go r.copy(r.stdio.Out, pipes.Stdout)
-		go r.copy(r.stdio.Err, pipes.Stderr)
 	}
 	return nil
-}
-
-func (r *restorer) copy(w io.Writer, rd io.ReadCloser) {
-	defer r.copies.Done()
-	_, _ = io.Copy(w, rd)
-	_ = rd.Close()
 }
 
 func hostConsole(s Stdio) (console.Console, error) {
@@ -206,8 +198,8 @@ func hostConsole(s Stdio) (console.Console, error) {
 	return console.ConsoleFromFile(f)
 }
 
-// receiveConsole takes the pty master CRIU hands over and copies it to
-// and from the caller's terminal, which is put in raw mode.
+// receiveConsole takes the pty master CRIU hands over; the Wait hook
+// copies it (RestoredContainer.Console).
 func (r *restorer) receiveConsole(socket *os.File) error {
 	master, err := utils.RecvFile(socket)
 	if err != nil {
@@ -222,13 +214,6 @@ func (r *restorer) receiveConsole(socket *os.File) error {
 	}
 	r.console = cons
 	r.closers = append(r.closers, cons)
-	go func() { _, _ = io.Copy(cons, r.stdio.In) }()
-	r.copies.Add(1)
-	go r.copy(r.stdio.Out, cons)
-	if err := r.host.SetRaw(); err != nil {
-		return err
-	}
-	_ = cons.ResizeFrom(r.host)
 	return nil
 }
 
@@ -241,14 +226,8 @@ func (r *restorer) closePostStart() {
 
 func (r *restorer) close() {
 	r.closePostStart()
-	if !r.opts.Detach {
-		r.copies.Wait()
-	}
 	for _, c := range r.closers {
 		_ = c.Close()
-	}
-	if r.host != nil {
-		_ = r.host.Reset()
 	}
 }
 
@@ -269,7 +248,11 @@ func (r *restorer) wait(p *libcontainer.Process) (int, error) {
 		return -1, err
 	}
 	if r.opts.Wait != nil {
-		status, err := r.opts.Wait(&RestoredContainer{Pid: pid, process: p, r: r})
+		c := &RestoredContainer{Pid: pid, process: p, Console: r.console, Terminal: r.host}
+		if r.pipes != nil {
+			c.Stdin, c.Stdout, c.Stderr = r.pipes.Stdin, r.pipes.Stdout, r.pipes.Stderr
+		}
+		status, err := r.opts.Wait(c)
 		_, _ = p.Wait() // releases the handle; the waiter reaped the process
 		return status, err
 	}
@@ -285,12 +268,22 @@ func (r *restorer) wait(p *libcontainer.Process) (int, error) {
 }
 
 // RestoredContainer is a container restored in the foreground, handed
-// to RestoreOptions.Wait.
+// to RestoreOptions.Wait, which copies its stdio: between Stdin, Stdout
+// and Stderr and RestoreOptions.Stdio, or, for a container with a
+// terminal, between Console and Terminal (put in raw mode while it
+// copies, as runc does). Restore closes them when Wait returns.
 type RestoredContainer struct {
 	// Pid is the host pid of its init, a child of this process.
-	Pid     int
-	process *libcontainer.Process
-	r       *restorer
+	Pid int
+	// Stdin, Stdout and Stderr are this process's ends of the pipes that
+	// are the container's stdio; nil for a container with a terminal.
+	Stdin          io.WriteCloser
+	Stdout, Stderr io.ReadCloser
+	// Console is the master of the container's pty, and Terminal the
+	// caller's terminal (from RestoreOptions.Stdio, else /dev/tty); nil
+	// for a container without a terminal.
+	Console, Terminal console.Console
+	process           *libcontainer.Process
 }
 
 // Signal sends s to the container's init.
@@ -301,8 +294,8 @@ func (c *RestoredContainer) Signal(s os.Signal) error {
 // ResizeTerminal gives the container's terminal, if it has one copied to
 // this process's, the size of this process's (on SIGWINCH).
 func (c *RestoredContainer) ResizeTerminal() {
-	if c.r.console != nil && c.r.host != nil {
-		_ = c.r.console.ResizeFrom(c.r.host)
+	if c.Console != nil && c.Terminal != nil {
+		_ = c.Console.ResizeFrom(c.Terminal)
 	}
 }
 
