@@ -27,11 +27,9 @@
 //     conversion runs in the bundle on another such thread.
 //   - A restored container's init is a child of the process (CRIU makes
 //     it so). In the foreground, RestoreOptions.Wait waits for it;
-//     forwarding signals, subreaping and reaping are the caller's. A
-//     foreground restore copies between the container's pipes (or its
-//     pty, with the caller's terminal put in raw mode until the restore
-//     returns) and RestoreOptions.Stdio, as runc does for its caller;
-//     detached, the container gets the Stdio files themselves.
+//     forwarding signals, subreaping, reaping and copying the container's
+//     stdio pipes or pty (RestoredContainer) are the caller's; the
+//     library copies nothing.
 //   - When a context ends, runcr's end of its connection to that CRIU
 //     (found through sock_diag) is shut down, and CRIU and its children
 //     are killed 5 seconds later if still there; nothing else the process
