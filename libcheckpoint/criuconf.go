@@ -149,8 +149,11 @@ func networkLockConfigured() bool {
 
 // nftablesConfig returns the path of a CRIU configuration that selects
 // the nftables lock, writing it if needed.
-func nftablesConfig() (string, error) {
-	const content = "network-lock nftables\n"
+func nftablesConfig(extra ...string) (string, error) {
+	content := "network-lock nftables\n"
+	for _, l := range extra { // cgroupyard.go
+		content += l + "\n"
+	}
 	if data, err := os.ReadFile(nftablesConfFile); err == nil && string(data) == content {
 		return nftablesConfFile, nil
 	}

@@ -23,6 +23,12 @@ type ProcessOptions struct {
 	// CRIU locks (Runtime.LocksNetwork). A restore follows the method its
 	// images record.
 	LockNetworkWithNftables bool
+	// DumpCgroupYard, for a dump, lets CRIU read the container's cgroups
+	// through the hierarchies mounted under /sys/fs/cgroup instead of
+	// mounting each anew while the container is frozen (cgroupyard.go),
+	// where they are all mounted there and no CRIU configuration was
+	// named in CRIU_CONFIG_FILE.
+	DumpCgroupYard bool
 }
 
 // SetupProcess readies the process environment for CRIU, once, before
@@ -80,12 +86,31 @@ func SetupProcess(ctx context.Context, o ProcessOptions) (undo func(), err error
 			setenv("CRIU_FAULT", criuNoBreakpoints)
 		}
 	}
+	// A dump's cgroups are read through the host's mounted hierarchies
+	// (cgroupyard.go), unless the user names a configuration of their own.
+	var yard string
+	if o.DumpCgroupYard && lookErr == nil && !networkLockConfigured() {
+		yard = cgroupYardLine()
+	}
+	nftConf := ""
 	if o.LockNetworkWithNftables && lookErr == nil && !networkLockConfigured() {
+		var extra []string
+		if yard != "" {
+			extra = append(extra, yard)
+		}
 		if works, why := nftablesLockWorks(ctx, criuPath); !works {
 			logrus.Debugf("CRIU will lock the network with iptables: nftables doesn't work here (%s)", why)
-		} else if conf, err := nftablesConfig(); err != nil {
+		} else if conf, err := nftablesConfig(extra...); err != nil {
 			logrus.Debugf("CRIU will lock the network with iptables: %v", err)
 		} else {
+			setenv("CRIU_CONFIG_FILE", conf)
+			nftConf = conf
+		}
+	}
+	if yard != "" {
+		if conf, err := dumpConfigWithYard(nftConf, yard); err != nil {
+			logrus.Debugf("CRIU will mount the cgroup hierarchies itself: %v", err)
+		} else if nftConf == "" {
 			setenv("CRIU_CONFIG_FILE", conf)
 		}
 	}
