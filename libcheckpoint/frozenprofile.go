@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -216,4 +217,17 @@ func round3(v float64) float64 {
 // stop runcr measures.
 func DumpLogProfile(logPath string) *FrozenProfile {
 	return buildFrozenProfile(logPath, nil, 0)
+}
+
+// inspectedProfile is the profile inspect shows for a checkpoint in dir:
+// the one its manifest recorded, or else CRIU's phases from its dump.log
+// (a checkpoint made by runc or an older runcr).
+func inspectedProfile(d *DumpReport, m *Manifest, dir string) *FrozenProfile {
+	if d == nil {
+		return nil
+	}
+	if m != nil && m.DumpStats != nil && m.DumpStats.Profile != nil {
+		return m.DumpStats.Profile
+	}
+	return DumpLogProfile(filepath.Join(dir, "dump.log"))
 }

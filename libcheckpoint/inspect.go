@@ -935,6 +935,7 @@ func (in *inspector) dumpStats() error {
 	default:
 		return err
 	}
+	in.ins.Dump.Profile = inspectedProfile(in.ins.Dump, in.ins.Manifest, in.dir) // frozenprofile.go
 	return nil
 }
 
