@@ -269,6 +269,30 @@ func printDumpReport(out io.Writer, d *libcheckpoint.DumpReport, pageSize uint64
 		fmt.Fprintf(w, "  pages lazy:\t%d\n", d.PagesLazy)
 	}
 	w.Flush()
+	printFrozenProfile(out, d.Profile)
+}
+
+// printFrozenProfile prints where the time the container was stopped
+// went (libcheckpoint/frozenprofile.go), if the checkpoint recorded it.
+func printFrozenProfile(out io.Writer, p *libcheckpoint.FrozenProfile) {
+	if p == nil {
+		return
+	}
+	fmt.Fprintln(out, "Downtime profile:")
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	if p.StoppedMs > 0 {
+		fmt.Fprintf(w, "  stopped (runcr's freeze to thaw):\t%s\n", ms(p.StoppedMs))
+		fmt.Fprintf(w, "  of which outside CRIU's frozen time:\t%s\n", ms(p.OutsideCriuMs))
+	}
+	fmt.Fprintf(w, "  CRIU's run (dump.log):\t%s\n", ms(p.CriuLogMs))
+	for _, ph := range p.Phases {
+		mark := ""
+		if ph.Frozen {
+			mark = " (frozen)"
+		}
+		fmt.Fprintf(w, "    %s:\t%s%s\n", ph.Name, ms(ph.Ms), mark)
+	}
+	w.Flush()
 }
 
 // printRestoreReport prints CRIU's restore statistics (restore

@@ -310,6 +310,7 @@ func withCriu(c *cli.Context, rt *libcheckpoint.Runtime, dump string, fn func(co
 	o := libcheckpoint.ProcessOptions{CriuPath: rt.CriuPath}
 	if dump != "" {
 		o.LockNetworkWithNftables = rt.LocksNetwork(dump)
+		o.DumpCgroupYard = true
 	}
 	undo, err := libcheckpoint.SetupProcess(ctx, o)
 	if err != nil {

@@ -112,7 +112,9 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 	// Frozen by runcr, CRIU needn't wait for the freezer (freeze.go); a
 	// container paused by its owner stays as CRIU finds it.
 	var frozen *preFreeze
+	var clock downtimeClock // frozenprofile.go
 	if status == libcontainer.Running && !opts.LazyPages {
+		clock.froze()
 		frozen = freezeForCriu(container)
 	}
 	defer frozen.release()
@@ -152,6 +154,16 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 		// Only CRIU's last answer was lost: the dump is whole.
 		logrus.Warnf("checkpoint of container %q: %v after CRIU finished the dump; keeping it", id, err)
 	}
+	keepsRunning := opts.LeaveRunning || opts.PreDump
+	if keepsRunning {
+		// CRIU refroze what it found frozen; if thawing fails, the thaw
+		// guard has a go when released. Thawed first: nothing below
+		// needs the container stopped (frozenprofile.go).
+		thawUnlessPaused(container, status == libcontainer.Paused)
+		if frozen != nil {
+			clock.thawed()
+		}
+	}
 	copyStats(criuOpts, "stats-dump")
 	if frozen != nil {
 		// Restored, the container must run, as it did before runcr froze it.
@@ -162,15 +174,9 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 	record.Versions.CRIU = criuVersionFromLog(res.LogPath)
 	if st, err := ReadDumpStats(res.ImagePath); err == nil {
 		record.DumpStats = st
+		st.Profile = manifest.BuildFrozenProfile(res.LogPath, st, clock.stopped())
 	} else {
 		logrus.Debugf("no CRIU dump statistics: %v", err)
-	}
-	keepsRunning := opts.LeaveRunning || opts.PreDump
-	if keepsRunning {
-		// CRIU refroze what it found frozen; if thawing fails, the thaw
-		// guard has a go when released. Thawed before the images are
-		// hashed, so hashing adds nothing to the frozen time.
-		thawUnlessPaused(container, status == libcontainer.Paused)
 	}
 	// CRIU is done (and, without --leave-running, has ended the
 	// processes): what the tail has not hashed is hashed now, at no

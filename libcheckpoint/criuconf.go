@@ -2,10 +2,13 @@ package libcheckpoint
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
@@ -82,6 +85,7 @@ func (f *criuConfigFile) dropRestoreOnly() {
 const (
 	nftablesCache    = "/run/runcr/nftables-lock"
 	nftablesConfFile = "/run/runcr/criu-network-lock-nftables.conf"
+	nftablesLockLine = "network-lock nftables"
 )
 
 // needsNetworkLock reports whether CRIU will lock the container's network
@@ -140,17 +144,24 @@ func networkLockConfigured() bool {
 	return false
 }
 
-// nftablesConfig returns the path of a CRIU configuration that selects
-// the nftables lock, writing it if needed.
-func nftablesConfig() (string, error) {
-	const content = "network-lock nftables\n"
-	if data, err := os.ReadFile(nftablesConfFile); err == nil && string(data) == content {
-		return nftablesConfFile, nil
+// runcrCriuConfig returns the path of a CRIU configuration runcr owns
+// holding lines (the nftables network lock, a dump's cgroup yard), writing
+// it if needed. Each content has a file of its own, so that a restore
+// never reads what a concurrent dump wrote for itself.
+func runcrCriuConfig(lines []string) (string, error) {
+	path := nftablesConfFile
+	if !slices.Equal(lines, []string{nftablesLockLine}) {
+		sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
+		path = filepath.Join(filepath.Dir(nftablesConfFile), "criu-"+hex.EncodeToString(sum[:6])+".conf")
 	}
-	if err := os.MkdirAll(filepath.Dir(nftablesConfFile), 0o755); err != nil {
+	content := strings.Join(lines, "\n") + "\n"
+	if data, err := os.ReadFile(path); err == nil && string(data) == content {
+		return path, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", err
 	}
-	return nftablesConfFile, fsutil.ReplaceFile(nftablesConfFile, 0o644, func(f *os.File) error {
+	return path, fsutil.ReplaceFile(path, 0o644, func(f *os.File) error {
 		_, err := f.WriteString(content)
 		return err
 	})

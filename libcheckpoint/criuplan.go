@@ -156,10 +156,11 @@ type criuHost struct {
 	// noBreakpoints: hardware breakpoints don't fire here (CRIU would
 	// hang with the container frozen) and CRIU_FAULT isn't set already.
 	noBreakpoints bool
-	// nftablesConf is a CRIU configuration selecting the nftables network
-	// lock, when a dump locks the network, nftables works and no lock
-	// method was configured; else "".
-	nftablesConf string
+	// criuConfig is a CRIU configuration runcr owns: the nftables network
+	// lock, when a dump locks the network and nftables works, and a dump's
+	// cgroup yard (cgroupyard.go); "" for none, or when the user named a
+	// configuration in CRIU_CONFIG_FILE.
+	criuConfig string
 }
 
 // planProcess is the environment the criu child needs on host h.
@@ -171,8 +172,8 @@ func planProcess(h criuHost) *criuPlan {
 	if h.noBreakpoints {
 		env = append(env, "CRIU_FAULT="+criuhost.NoBreakpoints)
 	}
-	if h.nftablesConf != "" {
-		env = append(env, "CRIU_CONFIG_FILE="+h.nftablesConf)
+	if h.criuConfig != "" {
+		env = append(env, "CRIU_CONFIG_FILE="+h.criuConfig)
 	}
 	return &criuPlan{env: env, release: func() {}}
 }

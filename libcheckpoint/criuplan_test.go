@@ -135,8 +135,8 @@ func TestCriuPlan(t *testing.T) {
 		{"process nothing to set", proc(criuHost{path: "/usr/bin"}), want{}},
 		{"process criu", proc(criuHost{path: "/usr/bin:/bin", criuDir: "/tmp/runcr-criu-1"}), want{env: []string{"PATH=/tmp/runcr-criu-1:/usr/bin:/bin"}}},
 		{"process no breakpoints", proc(criuHost{noBreakpoints: true}), want{env: []string{"CRIU_FAULT=130"}}},
-		{"process nftables lock", proc(criuHost{nftablesConf: "/run/x.conf"}), want{env: []string{"CRIU_CONFIG_FILE=/run/x.conf"}}},
-		{"process everything", proc(criuHost{path: "/bin", criuDir: "/c", noBreakpoints: true, nftablesConf: "/n"}), want{env: []string{
+		{"process nftables lock", proc(criuHost{criuConfig: "/run/x.conf"}), want{env: []string{"CRIU_CONFIG_FILE=/run/x.conf"}}},
+		{"process everything", proc(criuHost{path: "/bin", criuDir: "/c", noBreakpoints: true, criuConfig: "/n"}), want{env: []string{
 			"PATH=/c:/bin", "CRIU_FAULT=130", "CRIU_CONFIG_FILE=/n",
 		}}},
 	}

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
@@ -158,4 +159,19 @@ func checkFrozenRestore(dir, mode string) error {
 		}
 	}
 	return nil
+}
+
+// downtimeClock times the stop runcr imposes: from its freeze to its thaw.
+type downtimeClock struct {
+	frozeAt, thawedAt time.Time
+}
+
+func (c *downtimeClock) froze()  { c.frozeAt = time.Now() }
+func (c *downtimeClock) thawed() { c.thawedAt = time.Now() }
+
+func (c *downtimeClock) stopped() time.Duration {
+	if c == nil || c.frozeAt.IsZero() || c.thawedAt.IsZero() {
+		return 0
+	}
+	return c.thawedAt.Sub(c.frozeAt)
 }

@@ -182,3 +182,10 @@ func TestCheckFrozenRestore(t *testing.T) {
 		}
 	}
 }
+
+func TestDowntimeClockNil(t *testing.T) {
+	var c *downtimeClock
+	if c.stopped() != 0 {
+		t.Error("a nil clock measured something")
+	}
+}

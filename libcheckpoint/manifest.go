@@ -45,6 +45,11 @@ type (
 	DumpReport = manifest.DumpReport
 	// RestoreReport: see manifest.RestoreReport.
 	RestoreReport = manifest.RestoreReport
+	// FrozenProfile says where a checkpoint's stop went; see
+	// manifest.FrozenProfile.
+	FrozenProfile = manifest.FrozenProfile
+	// ProfilePhase is one phase of a FrozenProfile.
+	ProfilePhase = manifest.ProfilePhase
 )
 
 // ReadManifest reads dir's manifest. A directory without one (as runc

@@ -27,6 +27,12 @@ type ProcessOptions struct {
 	// CRIU locks (Runtime.LocksNetwork). A restore follows the method its
 	// images record.
 	LockNetworkWithNftables bool
+	// DumpCgroupYard, for a dump, lets CRIU read the container's cgroups
+	// through the hierarchies mounted under /sys/fs/cgroup instead of
+	// mounting each anew while the container is frozen (cgroupyard.go),
+	// where they are all mounted there and no CRIU configuration was
+	// named in CRIU_CONFIG_FILE.
+	DumpCgroupYard bool
 }
 
 // SetupProcess readies the process environment for CRIU, once, before
@@ -90,13 +96,28 @@ func SetupProcess(ctx context.Context, o ProcessOptions) (undo func(), err error
 			h.noBreakpoints = true
 		}
 	}
-	if o.LockNetworkWithNftables && lookErr == nil && !networkLockConfigured() {
-		if works, why := nftablesLockWorks(ctx, criuPath); !works {
-			logrus.Debugf("CRIU will lock the network with iptables: nftables doesn't work here (%s)", why)
-		} else if conf, err := nftablesConfig(); err != nil {
-			logrus.Debugf("CRIU will lock the network with iptables: %v", err)
+	// runcr's own CRIU configuration, unless the user names one: the
+	// nftables network lock, and for a dump the cgroup yard (cgroupyard.go).
+	var lines []string
+	if lookErr == nil && !networkLockConfigured() {
+		if o.LockNetworkWithNftables {
+			if works, why := nftablesLockWorks(ctx, criuPath); works {
+				lines = append(lines, nftablesLockLine)
+			} else {
+				logrus.Debugf("CRIU will lock the network with iptables: nftables doesn't work here (%s)", why)
+			}
+		}
+		if o.DumpCgroupYard {
+			if yard := cgroupYardLine(); yard != "" {
+				lines = append(lines, yard)
+			}
+		}
+	}
+	if len(lines) > 0 {
+		if conf, err := runcrCriuConfig(lines); err != nil {
+			logrus.Debugf("CRIU gets none of runcr's configuration (%s): %v", strings.Join(lines, "; "), err)
 		} else {
-			h.nftablesConf = conf
+			h.criuConfig = conf
 		}
 	}
 	for _, kv := range planProcess(h).env {

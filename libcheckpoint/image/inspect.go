@@ -886,6 +886,7 @@ func (in *inspector) dumpStats() error {
 	default:
 		return err
 	}
+	in.ins.Dump.Profile = inspectedProfile(in.ins.Dump, in.ins.Manifest, in.dir)
 	return nil
 }
 
@@ -924,4 +925,17 @@ func (in *inspector) mounts() error {
 	// CRIU lists children first; a mountpoint sorts after its parent's.
 	slices.SortStableFunc(in.ins.Mounts, func(a, b InspectedMount) int { return strings.Compare(a.Mountpoint, b.Mountpoint) })
 	return nil
+}
+
+// inspectedProfile is the profile inspect shows for a checkpoint in dir:
+// the one its manifest recorded, or else CRIU's phases from its dump.log
+// (a checkpoint made by runc or an older runcr).
+func inspectedProfile(d *manifest.DumpReport, m *manifest.Manifest, dir string) *manifest.FrozenProfile {
+	if d == nil {
+		return nil
+	}
+	if m != nil && m.DumpStats != nil && m.DumpStats.Profile != nil {
+		return m.DumpStats.Profile
+	}
+	return manifest.DumpLogProfile(filepath.Join(dir, "dump.log"))
 }

@@ -144,6 +144,9 @@ type DumpStats struct {
 	ShpagesScanned       uint64 `json:"shpages_scanned,omitempty"`
 	ShpagesSkippedParent uint64 `json:"shpages_skipped_parent,omitempty"`
 	ShpagesWritten       uint64 `json:"shpages_written,omitempty"`
+	// Profile is where the time the container was stopped went
+	// (profile.go); runcr's, not CRIU's.
+	Profile *FrozenProfile `json:"frozen_profile,omitempty"`
 }
 
 // RestoreStats are CRIU's restore statistics; times in microseconds.

@@ -10,6 +10,9 @@ type DumpReport struct {
 	PagesSkippedParent uint64  `json:"pages_skipped_parent"`
 	PagesWritten       uint64  `json:"pages_written"`
 	PagesLazy          uint64  `json:"pages_lazy,omitempty"`
+	// Profile is where the time the container was stopped went
+	// (profile.go), when the checkpoint recorded it.
+	Profile *FrozenProfile `json:"frozen_profile,omitempty"`
 }
 
 // Report gives s with times in milliseconds.
@@ -23,6 +26,7 @@ func (s *DumpStats) Report() *DumpReport {
 		PagesSkippedParent: s.PagesSkippedParent,
 		PagesWritten:       s.PagesWritten,
 		PagesLazy:          s.PagesLazy,
+		Profile:            s.Profile,
 	}
 }
 

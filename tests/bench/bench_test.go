@@ -19,6 +19,8 @@
 //	BENCH_TIMEOUT  seconds one runtime command may take (default 300)
 //	BENCH_TRACE    0 disables the ptrace-based peak RSS measurement
 //	BENCH_SOURCE   what runcr was built from, for the record (git describe)
+//	BENCH_DOWNTIME 0 skips the --leave-running downtime measurement
+//	               (downtime_test.go)
 //
 // For experiments (tests/bench/profile.sh), unset in `make bench`; each
 // changes the runcr lane only, so the runcr/runc ratio shows what runcr
@@ -224,6 +226,8 @@ type samples struct {
 	CriuDumpLogMs        []float64 `json:"criu_dump_log_ms"`
 	CriuRestoreStartupMs []float64 `json:"criu_restore_startup_ms"`
 	CriuRestoreLogMs     []float64 `json:"criu_restore_log_ms"`
+	// Downtime with --leave-running (downtime_test.go).
+	Downtime downtime `json:"downtime"`
 }
 
 func newLane(b *testing.B, cfg *config, name, bin string, mib int) *lane {
@@ -376,6 +380,9 @@ func (l *lane) teardown() {
 // cycle checkpoints, restores and checks the container once; measured
 // cycles add their numbers to the lane's samples.
 func (l *lane) cycle(b *testing.B, measure bool) {
+	if downtimeEnabled() {
+		l.leaveRunning(b, measure)
+	}
 	if err := os.RemoveAll(l.images); err != nil {
 		b.Fatal(err)
 	}
@@ -654,7 +661,7 @@ func BenchmarkCheckpointRestore(b *testing.B) {
 	machine.LoadAfter = loadavg()
 	machine.DurationS = time.Since(started).Seconds()
 	rep := buildReport(machine, results)
-	table := rep.markdown()
+	table := rep.markdown() + phaseTable(results)
 	fmt.Println()
 	fmt.Print(table)
 	if cfg.out != "" {

@@ -257,6 +257,14 @@ func buildReport(m machine, sizes []sizeResult) report {
 		add("checkpoint wall time", "ms", a.CheckpointMs, b.CheckpointMs, timeTarget)
 		add("restore wall time", "ms", a.RestoreMs, b.RestoreMs, timeTarget)
 		add("CRIU frozen time (stats-dump)", "ms", a.FrozenMs, b.FrozenMs, 0)
+		if len(a.Downtime.StoppedMs) > 0 {
+			stopTarget := 0.6
+			if s.MiB <= 16 {
+				stopTarget = 0.5
+			}
+			add("stopped, --leave-running (runcr: freeze to thaw; runc: CRIU freezing+frozen)", "ms", a.Downtime.StoppedMs, b.Downtime.StoppedMs, stopTarget)
+			add("CRIU frozen time, --leave-running", "ms", a.Downtime.FrozenMs, b.Downtime.FrozenMs, 0)
+		}
 		add("image size", "MiB", a.ImageMiB, b.ImageMiB, 0)
 		if m.PeakRSSMethod != "not measured (BENCH_TRACE=0)" {
 			add("runtime peak RSS, checkpoint", "MiB", a.CkptRSSMiB, b.CkptRSSMiB, 1.0)

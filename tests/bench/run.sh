@@ -19,6 +19,9 @@
 #                 (default tests/.build/bench)
 #   BENCH_TRACE   0: don't trace the runtimes, so no peak RSS (to check
 #                 that the tracing doesn't change the times)
+#   BENCH_DOWNTIME 0: skip the extra --leave-running checkpoint per cycle
+#                 that measures how long each runtime stops the container
+#                 (the "stopped" rows and CRIU's phases; downtime_test.go)
 #   BENCH_EXPORT  1 (default): afterwards, checkpoint --export against a plain
 #                 checkpoint (BenchmarkExport, tests/bench/export_test.go);
 #                 0: skip it; only: run only that
