@@ -653,3 +653,27 @@ func (m *migration) destroySource() error {
 	}
 	return err
 }
+
+// migrationModes says which `runcr migrate` modes this host supports,
+// from the rest of the host report.
+func migrationModes(r *HostReport) map[string]OptionSupport {
+	basic := OptionSupport{Supported: r.CriuError == ""}
+	if !basic.Supported {
+		basic.Reason = r.CriuError
+	}
+	modes := map[string]OptionSupport{
+		"stop-and-copy (exec:, ssh://)": basic,
+		"--tcp-established":             r.Options["tcp-established"],
+	}
+	pre := OptionSupport{Reason: "the kernel has no soft-dirty memory tracking (criu check --feature mem_dirty_track fails): rounds are skipped"}
+	if r.Options["pre-dump"].Supported {
+		pre.Reason = "the kernel tracks dirty memory, but runcr does not send pre-dumps over the stream yet: rounds are skipped"
+	}
+	modes["--pre-dump-rounds"] = pre
+	lazy := OptionSupport{Reason: r.Options["lazy-pages"].Reason}
+	if r.Options["lazy-pages"].Supported {
+		lazy.Reason = "lazy pages work here, but runcr does not run a page server over its transport yet"
+	}
+	modes["--lazy-pages"] = lazy
+	return modes
+}
