@@ -78,6 +78,14 @@ func printReport(out io.Writer, r *libcheckpoint.HostReport) {
 		}
 		fmt.Fprintf(w, "option --%s:\t%s\n", name, line)
 	}
+	for _, name := range sortedKeys(r.Migration) {
+		s := r.Migration[name]
+		line := yesNo(s.Supported)
+		if s.Reason != "" {
+			line += " (" + s.Reason + ")"
+		}
+		fmt.Fprintf(w, "migrate %s:\t%s\n", name, line)
+	}
 	for _, a := range r.Advisories {
 		fmt.Fprintf(w, "warning:\t%s %s lacks the fix for %s (fixed in %s): %s\n", a.Component, a.Installed, a.ID, a.FixedIn, a.Meaning)
 	}

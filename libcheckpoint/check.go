@@ -46,6 +46,9 @@ type HostReport struct {
 	// Advisories are known security holes of this host's CRIU, each with
 	// what runcr does about it.
 	Advisories []Advisory `json:"advisories,omitempty"`
+	// Migration maps `runcr migrate` modes to whether this host can
+	// use them (see migrationModes).
+	Migration map[string]OptionSupport `json:"migration"`
 }
 
 // Advisory is a security hole of a component runcr runs.
@@ -192,6 +195,7 @@ func (rt *Runtime) CheckHost(ctx context.Context) (*HostReport, error) {
 	for _, o := range []string{"leave-running", "page-server", "file-locks", "ext-unix-sk", "shell-job", "link-remap", "auto-dedup", "manage-cgroups-mode", "empty-ns"} {
 		r.Options[o] = basic
 	}
+	r.Migration = migrationModes(r)
 	if r.CriuError != "" {
 		return r, errors.New(r.CriuError)
 	}

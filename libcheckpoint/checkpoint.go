@@ -165,7 +165,7 @@ func (rt *Runtime) Checkpoint(ctx context.Context, id string, opts CheckpointOpt
 		}
 	}
 	copyStats(criuOpts, "stats-dump")
-	if frozen != nil {
+	if frozen != nil || opts.CallerFroze {
 		// Restored, the container must run, as it did before runcr froze it.
 		warnIf(recordThawed(res.ImagePath), "container %q will be restored frozen from %s (resume it then)", id, res.ImagePath)
 	}

@@ -10,11 +10,12 @@ import (
 // and why: they say where and how this run writes, not what the images
 // are.
 var notInManifest = map[string]string{
-	"StatusFD": "a descriptor of the checkpointing process",
-	"Export":   "where the archive went, not what it holds",
-	"ExportTo": "an io.Writer of the caller",
-	"Compress": "the archive's compression, which the archive itself tells",
-	"Progress": "an io.Writer of the caller",
+	"StatusFD":    "a descriptor of the checkpointing process",
+	"Export":      "where the archive went, not what it holds",
+	"ExportTo":    "an io.Writer of the caller",
+	"Compress":    "the archive's compression, which the archive itself tells",
+	"Progress":    "an io.Writer of the caller",
+	"CallerFroze": "who froze the container; the images record it thawed either way",
 }
 
 // optionFields lists the fields of an options struct, embedded structs

@@ -140,6 +140,11 @@ type CheckpointOptions struct {
 	// carriage returns) while a long export runs; the command sets it to
 	// standard error when that is a terminal.
 	Progress io.Writer
+	// CallerFroze says the caller froze the running container for this
+	// checkpoint (Migrate does, to keep it frozen until the target runs):
+	// the images record it thawed, as for a container runcr froze, and
+	// with LeaveRunning it stays frozen for the caller to thaw or destroy.
+	CallerFroze bool
 }
 
 // NewCheckpointOptions returns the options `runc checkpoint` uses when no
