@@ -2,13 +2,10 @@ package libcheckpoint
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
@@ -83,9 +80,8 @@ func (f *criuConfigFile) dropRestoreOnly() {
 // before the configuration file named in the RPC request (runc.conf or
 // org.criu.config), so that file still overrides it.
 const (
-	nftablesCache    = "/run/runcr/nftables-lock"
-	nftablesConfFile = "/run/runcr/criu-network-lock-nftables.conf"
-	nftablesLockLine = "network-lock nftables"
+	nftablesCache  = "/run/runcr/nftables-lock"
+	runcrConfigDir = "/run/runcr"
 )
 
 // needsNetworkLock reports whether CRIU will lock the container's network
@@ -144,25 +140,33 @@ func networkLockConfigured() bool {
 	return false
 }
 
+// criuConfigLine is a line of a CRIU configuration runcr owns, with the
+// name it gives the configuration file.
+type criuConfigLine struct{ name, line string }
+
+var nftablesLock = criuConfigLine{"network-lock-nftables", "network-lock nftables"}
+
 // runcrCriuConfig returns the path of a CRIU configuration runcr owns
 // holding lines (the nftables network lock, a dump's cgroup yard), writing
-// it if needed. Each content has a file of its own, so that a restore
-// never reads what a concurrent dump wrote for itself.
-func runcrCriuConfig(lines []string) (string, error) {
-	path := nftablesConfFile
-	if !slices.Equal(lines, []string{nftablesLockLine}) {
-		sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
-		path = filepath.Join(filepath.Dir(nftablesConfFile), "criu-"+hex.EncodeToString(sum[:6])+".conf")
+// it if needed. Each content has a file of its own, named by its lines
+// (criu-network-lock-nftables.conf, ...-cgroup-yard.conf), so that a
+// restore never reads what a concurrent dump wrote for itself.
+func runcrCriuConfig(lines []criuConfigLine) (string, error) {
+	var names, content []string
+	for _, l := range lines {
+		names = append(names, l.name)
+		content = append(content, l.line+"\n")
 	}
-	content := strings.Join(lines, "\n") + "\n"
-	if data, err := os.ReadFile(path); err == nil && string(data) == content {
+	path := filepath.Join(runcrConfigDir, "criu-"+strings.Join(names, "-")+".conf")
+	data := strings.Join(content, "")
+	if old, err := os.ReadFile(path); err == nil && string(old) == data {
 		return path, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(runcrConfigDir, 0o755); err != nil {
 		return "", err
 	}
 	return path, fsutil.ReplaceFile(path, 0o644, func(f *os.File) error {
-		_, err := f.WriteString(content)
+		_, err := f.WriteString(data)
 		return err
 	})
 }

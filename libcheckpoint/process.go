@@ -98,24 +98,24 @@ func SetupProcess(ctx context.Context, o ProcessOptions) (undo func(), err error
 	}
 	// runcr's own CRIU configuration, unless the user names one: the
 	// nftables network lock, and for a dump the cgroup yard (cgroupyard.go).
-	var lines []string
+	var lines []criuConfigLine
 	if lookErr == nil && !networkLockConfigured() {
 		if o.LockNetworkWithNftables {
 			if works, why := nftablesLockWorks(ctx, criuPath); works {
-				lines = append(lines, nftablesLockLine)
+				lines = append(lines, nftablesLock)
 			} else {
 				logrus.Debugf("CRIU will lock the network with iptables: nftables doesn't work here (%s)", why)
 			}
 		}
 		if o.DumpCgroupYard {
 			if yard := cgroupYardLine(); yard != "" {
-				lines = append(lines, yard)
+				lines = append(lines, criuConfigLine{"cgroup-yard", yard})
 			}
 		}
 	}
 	if len(lines) > 0 {
 		if conf, err := runcrCriuConfig(lines); err != nil {
-			logrus.Debugf("CRIU gets none of runcr's configuration (%s): %v", strings.Join(lines, "; "), err)
+			logrus.Debugf("CRIU gets none of runcr's configuration (%v): %v", lines, err)
 		} else {
 			h.criuConfig = conf
 		}

@@ -103,7 +103,8 @@ run_is_tmpfs() {
 	local token=$TOKEN
 	runcr checkpoint --image-path ./image "$CT"
 	[ "$status" -eq 0 ]
-	grep -q 'Parsing config file /run/runcr/criu-network-lock-nftables.conf' ./image/dump.log ||
+	# A dump's configuration may add the cgroup yard to the lock.
+	grep -Eq 'Parsing config file /run/runcr/criu-network-lock-nftables(-cgroup-yard)?\.conf' ./image/dump.log ||
 		fail "CRIU was not told to lock with nftables: $(head -3 ./image/dump.log)"
 	# The restore locks with what the dump recorded, so it has to work
 	# with nftables too.
