@@ -7,14 +7,15 @@ import (
 )
 
 // TestPurePackagesStayLight: a program that only reads manifests or
-// moves archives (a checkpointctl-like tool) must not link libcontainer,
-// go-criu, cgroups or logrus through manifest or archive.
+// moves archives (a checkpointctl-like tool), or speaks the migration
+// protocol, must not link libcontainer, go-criu, cgroups or logrus
+// through manifest, archive or migrate.
 func TestPurePackagesStayLight(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("the go command is needed to list the imports: %v", err)
 	}
-	out, err := exec.Command(goBin, "list", "-deps", "./manifest", "./archive").CombinedOutput()
+	out, err := exec.Command(goBin, "list", "-deps", "./manifest", "./archive", "./migrate").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list -deps: %v: %s", err, out)
 	}
@@ -28,7 +29,7 @@ func TestPurePackagesStayLight(t *testing.T) {
 	for dep := range strings.FieldsSeq(string(out)) {
 		for _, h := range heavy {
 			if strings.HasPrefix(dep, h) {
-				t.Errorf("manifest or archive imports %s (through %s); keep them pure", h, dep)
+				t.Errorf("manifest, archive or migrate imports %s (through %s); keep them pure", h, dep)
 			}
 		}
 	}
