@@ -25,10 +25,14 @@ import (
 // skips it.
 
 type downtime struct {
-	StoppedMs []float64            `json:"leave_running_stopped_ms"`
-	FrozenMs  []float64            `json:"leave_running_criu_frozen_ms"`
-	PhasesMs  map[string][]float64 `json:"leave_running_phases_ms"`
-	order     []string
+	StoppedMs []float64 `json:"leave_running_stopped_ms"`
+	FrozenMs  []float64 `json:"leave_running_criu_frozen_ms"`
+	// MemwriteMs is CRIU's memwrite_time: writing the pages into the
+	// image on the bench's tmpfs. It is where the rare slow dumps at
+	// 256 MiB spend their extra time (BENCHMARKS.md, issue 14).
+	MemwriteMs []float64            `json:"leave_running_criu_memwrite_ms"`
+	PhasesMs   map[string][]float64 `json:"leave_running_phases_ms"`
+	order      []string
 }
 
 func downtimeEnabled() bool { return os.Getenv("BENCH_DOWNTIME") != "0" }
@@ -85,6 +89,7 @@ func (l *lane) leaveRunning(b *testing.B, measure bool) {
 	d := &l.samples.Downtime
 	d.StoppedMs = append(d.StoppedMs, stopped)
 	d.FrozenMs = append(d.FrozenMs, frozen)
+	d.MemwriteMs = append(d.MemwriteMs, float64(ds.GetMemwriteTime())/1000)
 	if d.PhasesMs == nil {
 		d.PhasesMs = map[string][]float64{}
 	}

@@ -264,6 +264,9 @@ func buildReport(m machine, sizes []sizeResult) report {
 			}
 			add("stopped, --leave-running (runcr: freeze to thaw; runc: CRIU freezing+frozen)", "ms", a.Downtime.StoppedMs, b.Downtime.StoppedMs, stopTarget)
 			add("CRIU frozen time, --leave-running", "ms", a.Downtime.FrozenMs, b.Downtime.FrozenMs, 0)
+			if len(a.Downtime.MemwriteMs) > 0 {
+				add("CRIU memwrite (pages to the image), --leave-running", "ms", a.Downtime.MemwriteMs, b.Downtime.MemwriteMs, 0)
+			}
 		}
 		add("image size", "MiB", a.ImageMiB, b.ImageMiB, 0)
 		if m.PeakRSSMethod != "not measured (BENCH_TRACE=0)" {
