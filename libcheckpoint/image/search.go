@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +46,20 @@ type MemoryMatch struct {
 // expression (Go's RE2 syntax).
 type SearchPattern struct {
 	re     *regexp.Regexp
+	lit    []byte // a literal, searched with bytes.Index
 	maxLen int
+}
+
+// find is the first match in b, as regexp.FindIndex gives it.
+func (p *SearchPattern) find(b []byte) []int {
+	if p.lit == nil {
+		return p.re.FindIndex(b)
+	}
+	i := bytes.Index(b, p.lit)
+	if i < 0 {
+		return nil
+	}
+	return []int{i, i + len(p.lit)}
 }
 
 // NewSearchPattern compiles a literal (regex false) or a regular
@@ -58,7 +72,7 @@ func NewSearchPattern(s string, regex bool) (*SearchPattern, error) {
 		if len(s) > MaxMatchBytes {
 			return nil, fmt.Errorf("the string is %d bytes, more than the %d runcr searches for", len(s), MaxMatchBytes)
 		}
-		return &SearchPattern{re: regexp.MustCompile(regexp.QuoteMeta(s)), maxLen: len(s)}, nil
+		return &SearchPattern{lit: []byte(s), maxLen: len(s)}, nil
 	}
 	re, err := regexp.Compile(s)
 	if err != nil {
@@ -132,7 +146,7 @@ func (w *searchWindow) scan(final bool) error {
 		limit -= w.keep
 	}
 	for w.from < limit {
-		loc := w.p.re.FindIndex(w.buf[w.from:])
+		loc := w.p.find(w.buf[w.from:])
 		if loc == nil {
 			w.from = limit
 			break

@@ -16,7 +16,7 @@ use_marker_workload() {
 	MEM_MARKER=$MEM_HALF$MEM_TAIL
 	# shellcheck disable=SC2016 # a jq variable
 	update_config --arg e "RUNCR_TEST_MARKER=$ENV_MARKER" '.process.env += [$e] | .process.cwd = "/tmp"'
-	use_counter_workload "m=$MEM_HALF; m=\$m$MEM_TAIL; "
+	use_counter_workload "m=$MEM_HALF; m=\${m}$MEM_TAIL; "
 }
 
 @test "inspect --env shows the environment and working directory of each process" {
@@ -60,7 +60,7 @@ use_marker_workload() {
 
 	runcr inspect --search "$MEM_MARKER" --context 8 ./image
 	[ "$status" -eq 0 ]
-	grep -Eq "^1 +0x[0-9a-f]+ +.{0,8}\\[$MEM_MARKER\\]" <<<"$output" || fail "no match of the memory marker in pid 1"
+	grep -Eq "^1 +0x[0-9a-f]+ +.*m=\\[$MEM_MARKER\\]" <<<"$output" || fail "no match of the memory marker in pid 1"
 	[[ $output =~ [1-9][0-9]*\ matches\ in ]] || fail "no summary"
 
 	runcr inspect --search "$MEM_MARKER" --context 4 --pid 1 --format json ./image
