@@ -380,3 +380,39 @@ func FuzzPagemapAndSearch(f *testing.F) {
 		}
 	})
 }
+
+// DiffMemory compares by contents, page by page: a page rewritten with
+// the same bytes is unchanged; pages only in one are added or removed.
+func TestDiffMemory(t *testing.T) {
+	ps := pageSize(t)
+	a, b := t.TempDir(), t.TempDir()
+	page := func(s string) []byte {
+		p := make([]byte, ps)
+		copy(p, s)
+		return p
+	}
+	// a: pages at 0x10000..0x13000; b: drops 0x10000, changes 0x12000,
+	// keeps 0x11000 and 0x13000 (0x13000 now in a separate entry), adds
+	// 0x20000.
+	writeMemory(t, a, 1, 1, []memRun{{0x10000, 4, PagemapPresent}}, bytes.Join([][]byte{page("p0"), page("p1"), page("p2"), page("p3")}, nil))
+	writeMemory(t, b, 1, 1, []memRun{{0x11000, 2, PagemapPresent}, {0x13000, 1, PagemapPresent}, {0x20000, 1, PagemapPresent}},
+		bytes.Join([][]byte{page("p1"), page("p2 changed"), page("p3"), page("new")}, nil))
+	ma, err := OpenProcessMemory(a, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ma.Close()
+	mb, err := OpenProcessMemory(b, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close()
+	d, err := DiffMemory(ma, mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := MemoryDelta{PID: 1, Changed: 1, Unchanged: 2, Added: 1, Removed: 1, ChangedRanges: [][2]uint64{{0x12000, 0x13000}}}
+	if fmt.Sprint(d) != fmt.Sprint(want) {
+		t.Errorf("got %+v, want %+v", d, want)
+	}
+}
