@@ -33,6 +33,13 @@ CRI's of CRI-O and containerd: crictl checkpoint --export, kubelet).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "text", Usage: "output format: text or json"},
 			&cli.BoolFlag{Name: "verify", Usage: "check every image against the digests the manifest records; fail naming a damaged file, or if there are no digests"},
+			&cli.BoolFlag{Name: "env", Usage: "show each process's environment (read from its saved memory)"},
+			&cli.BoolFlag{Name: "all", Usage: "show everything inspect can tell (for now: --env as well)"},
+			&cli.StringFlag{Name: "search", Usage: "search the saved memory for `STRING` and print each match instead of the inspection"},
+			&cli.StringFlag{Name: "search-regex", Usage: "search the saved memory for the regular expression `RE` (Go's RE2 syntax)"},
+			&cli.UintFlag{Name: "pid", Usage: "search or dump the memory of process `N` only (a pid inspect lists)"},
+			&cli.IntFlag{Name: "context", Value: 16, Usage: "show `N` bytes of memory before and after each match (at most 4096)"},
+			&cli.StringFlag{Name: "dump-memory", Usage: "write the saved memory of the process --pid names into directory `DIR`, one file per region named START-END.bin"},
 		},
 		Action: func(c *cli.Context) error {
 			asJSON, err := formatIsJSON(c)
@@ -43,9 +50,28 @@ CRI's of CRI-O and containerd: crictl checkpoint --export, kubelet).`,
 				_ = cli.ShowSubcommandHelp(c)
 				return fmt.Errorf("\"inspect\" requires exactly 1 argument, the checkpoint's path (got %d)", c.NArg())
 			}
-			ins, err := libcheckpoint.InspectPathWith(c.Args().First(), libcheckpoint.InspectOptions{Verify: c.Bool("verify")})
+			mem, err := memoryRequestFrom(c)
 			if err != nil {
 				return err
+			}
+			ck, err := libcheckpoint.OpenCheckpoint(c.Args().First(), libcheckpoint.InspectOptions{Verify: c.Bool("verify")})
+			if err != nil {
+				return err
+			}
+			defer ck.Close()
+			if mem.dumpDir != "" {
+				return dumpMemory(c.App.Writer, ck, mem, asJSON)
+			}
+			if mem.pattern != nil {
+				return searchMemory(c.App.Writer, ck, mem, asJSON)
+			}
+			ins := ck.Inspection
+			showEnv := c.Bool("env") || c.Bool("all")
+			if !showEnv {
+				// The environment may hold secrets: shown when asked.
+				for i := range ins.Processes {
+					ins.Processes[i].Env = nil
+				}
 			}
 			if asJSON {
 				return writeJSON(c.App.Writer, ins)
@@ -173,6 +199,8 @@ func printInspection(out io.Writer, ins *libcheckpoint.Inspection) {
 	}
 	w.Flush()
 
+	printProcessDetails(out, ins.Processes)
+
 	m := ins.Memory
 	fmt.Fprintf(out, "\nMemory: %d pages, %s (%d bytes); %s mapped\n", m.Pages, humanBytes(m.Bytes), m.Bytes, humanBytes(m.MappedBytes))
 	if m.PagesInParent > 0 || m.PagesLazy > 0 {
@@ -218,6 +246,19 @@ func printInspection(out io.Writer, ins *libcheckpoint.Inspection) {
 		}
 	}
 	fmt.Fprintf(out, "\nNamespaces: own: %s; the host's: %s\n", orNone(strings.Join(own, " ")), orNone(strings.Join(shared, " ")))
+
+	if len(ins.Interfaces) > 0 {
+		fmt.Fprintf(out, "\nNetwork interfaces: %d\n", len(ins.Interfaces))
+		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		for _, i := range ins.Interfaces {
+			state := "down"
+			if i.Up {
+				state = "up"
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\tmtu %d\t%s\n", i.Name, i.Type, state, i.MTU, orNone(i.MAC))
+		}
+		w.Flush()
+	}
 
 	if len(ins.Mounts) > 0 {
 		fmt.Fprintf(out, "\nMounts: %d\n", len(ins.Mounts))

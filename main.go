@@ -88,7 +88,7 @@ see the same containers under --root.`,
 			&cli.StringFlag{Name: "criu", Usage: "path to the criu binary used for checkpoint and restore (default: criu on PATH)"},
 			&cli.DurationFlag{Name: "criu-timeout", EnvVars: []string{"RUNCR_CRIU_TIMEOUT"}, Value: libcheckpoint.DefaultCriuTimeout, Usage: "how long checkpoint, restore and check wait on CRIU before stopping it (`DURATION`, e.g. 90s or 1h; 0 waits for ever)"},
 		},
-		Commands: []*cli.Command{checkpointCommand(), restoreCommand(), checkCommand(), inspectCommand(), lxcCommand(), migrateCommand(), receiveCommand()},
+		Commands: []*cli.Command{checkpointCommand(), restoreCommand(), checkCommand(), inspectCommand(), diffCommand(), showCommand(), lxcCommand(), migrateCommand(), receiveCommand()},
 		Before:   setupLogging,
 		// A command runcr doesn't know (a newer runc's) goes to runc too;
 		// as an action, so that a missing runc is an error, not exit 0.

@@ -204,7 +204,7 @@ func TestManPagesNameEveryFlag(t *testing.T) {
 	check("runcr.8.md", app.Flags)
 	check("runcr-lxc-checkpoint.8.md", lxcFlags())
 	for _, cmd := range app.Commands {
-		if cmd.Name == "checkpoint" || cmd.Name == "restore" || cmd.Name == "inspect" {
+		if cmd.Name == "checkpoint" || cmd.Name == "restore" || cmd.Name == "inspect" || cmd.Name == "diff" || cmd.Name == "show" {
 			check("runcr-"+cmd.Name+".8.md", cmd.Flags)
 		}
 	}

@@ -664,92 +664,10 @@ func verifyDir(dir string) (*VerifyReport, error) {
 
 // InspectPathWith is InspectPath with options.
 func InspectPathWith(p string, opts InspectOptions) (*Inspection, error) {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w; give a checkpoint image directory (runcr checkpoint --image-path) or archive (runcr checkpoint --export, podman container checkpoint --export, crictl checkpoint --export)", p, fsutil.UnwrapPathError(err))
-	}
-	if fi.IsDir() {
-		var v *VerifyReport
-		if opts.Verify {
-			abs, err := filepath.Abs(p)
-			if err != nil {
-				return nil, err
-			}
-			if v, err = verifyDir(abs); err != nil {
-				return nil, err
-			}
-		}
-		ins, err := Inspect(p)
-		if err != nil {
-			return nil, err
-		}
-		ins.Verified = v
-		return ins, nil
-	}
-	f, err := os.Open(p)
+	c, err := OpenCheckpoint(p, opts)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	layout, err := DetectArchiveLayout(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp("", "runcr-inspect-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	images, meta := filepath.Join(tmp, "images"), filepath.Join(tmp, "meta")
-	for _, d := range []string{images, meta} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			return nil, err
-		}
-	}
-	limit, _, err := archive.Ceiling(tmp, os.Getenv("RUNCR_IMPORT_LIMIT"))
-	if err != nil {
-		return nil, err
-	}
-	var ea *engineArchive
-	if layout == LayoutEngine {
-		ea, err = importEngineArchive(f, images, meta, limit)
-	} else {
-		_, err = archive.ImportWithin(f, images, limit)
-	}
-	if err != nil {
-		return nil, renameInError(fmt.Errorf("%s: %w", p, err), images, p+":"+engineCheckpointDir)
-	}
-	var v *VerifyReport
-	if opts.Verify {
-		if v, err = verifyDir(images); err != nil {
-			return nil, renameInError(fmt.Errorf("%s: %w", p, err), images, p+":"+engineCheckpointDir)
-		}
-	}
-	ins, err := Inspect(images)
-	if err != nil {
-		return nil, renameInError(fmt.Errorf("%s: %w", p, err), images, p+":"+engineCheckpointDir)
-	}
-	ins.Dir = p
-	ins.Verified = v
-	if ea != nil {
-		var warnings []string
-		ins.Engine, warnings = engineInfo(ea, images, meta, ins.Manifest)
-		if ins.Dump == nil {
-			// Podman and containerd keep CRIU's statistics next to
-			// checkpoint/, not in it.
-			if st, err := ReadDumpStats(meta); err == nil {
-				ins.Dump = st.Report()
-			} else if !errors.Is(err, os.ErrNotExist) {
-				warnings = append(warnings, fmt.Sprintf("%s not read: %v", engineStatsDump, err))
-			}
-		}
-		ins.Warnings = append(ins.Warnings, warnings...)
-	}
-	for i, w := range ins.Warnings {
-		ins.Warnings[i] = strings.ReplaceAll(strings.ReplaceAll(w, images, p+":"+engineCheckpointDir), meta, p+":")
-	}
-	return ins, nil
+	c.Close()
+	return c.Inspection, nil
 }

@@ -19,9 +19,11 @@ import (
 	"github.com/checkpoint-restore/go-criu/v7/crit"
 	criu_core "github.com/checkpoint-restore/go-criu/v7/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/fdinfo"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/fs"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/inventory"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mm"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/mnt"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/netdev"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pstree"
 	critstats "github.com/checkpoint-restore/go-criu/v7/crit/images/stats"
@@ -60,6 +62,10 @@ type Inspection struct {
 	Files FilesSummary `json:"files"`
 	// Namespaces are those of the root process.
 	Namespaces []InspectedNamespace `json:"namespaces"`
+	// Interfaces are the network interfaces of the root process's
+	// network namespace when the container had its own
+	// (netdev-ID.img).
+	Interfaces []InspectedInterface `json:"interfaces,omitempty"`
 	// Mounts are the mounts of the root process's mount namespace when
 	// the container had its own (mountpoints-ID.img), parents first.
 	Mounts []InspectedMount `json:"mounts"`
@@ -94,6 +100,12 @@ type InspectedProcess struct {
 	// Args is the command line, read from the dumped memory; empty when
 	// it could not be read (see Inspection.Warnings).
 	Args []string `json:"args,omitempty"`
+	// Env is the environment (NAME=VALUE), read from the dumped memory
+	// (pages in parent images too), at most maxArgsBytes of it; empty
+	// when it could not be read (see Inspection.Warnings).
+	Env []string `json:"env,omitempty"`
+	// Cwd is the working directory (fs-PID.img), in the container.
+	Cwd string `json:"cwd,omitempty"`
 	// Memory is what the images hold of the process's memory.
 	Memory MemoryUsage `json:"memory"`
 }
@@ -176,6 +188,20 @@ type InspectedNamespace struct {
 	// Own is true when the container has its own namespace of this kind,
 	// false when it shared CRIU's (the host's).
 	Own bool `json:"own"`
+}
+
+// InspectedInterface is one network interface of the container's
+// network namespace as CRIU recorded it.
+type InspectedInterface struct {
+	Name string `json:"name"`
+	// Type is CRIU's kind of link: "loopback", "veth", "tun",
+	// "extlink", "bridge", "macvlan", "sit", ...
+	Type string `json:"type"`
+	MTU  uint32 `json:"mtu"`
+	// MAC is the link-layer address, when it has one.
+	MAC string `json:"mac,omitempty"`
+	// Up is the interface's IFF_UP flag.
+	Up bool `json:"up"`
 }
 
 // InspectedMount is one mount of the container's mount namespace as
@@ -279,7 +305,13 @@ func (in *inspector) run() error {
 	if err := in.openFiles(); err != nil {
 		return err
 	}
+	if err := in.workingDirs(); err != nil {
+		return err
+	}
 	in.namespaces()
+	if err := in.interfaces(); err != nil {
+		return err
+	}
 	if err := in.mounts(); err != nil {
 		return err
 	}
@@ -619,6 +651,7 @@ func (in *inspector) memory(p *InspectedProcess) error {
 	case uint64(fi.Size()) < present*in.ins.PageSize:
 		return in.bad(pagesName, "truncated: %d bytes, %s lists %d pages (%d bytes)", fi.Size(), name, present, present*in.ins.PageSize)
 	}
+	in.readEnv(p, mmEntry)
 	if !onlyPresent {
 		// crit's memory reader counts every pagemap entry as present in
 		// pages-ID.img, so it would read the wrong page.
@@ -689,6 +722,102 @@ func (in *inspector) readArgs(pid uint32, m *mm.MmEntry, entries []*pagemap.Page
 		return nil, errors.New("the argument area is not in the images")
 	}
 	return strings.Split(string(raw), "\x00"), nil
+}
+
+// readEnv reads the environment of p from its dumped memory, following
+// pages kept in parent images.
+func (in *inspector) readEnv(p *InspectedProcess, m *mm.MmEntry) {
+	start, end := m.GetMmEnvStart(), m.GetMmEnvEnd()
+	if end <= start {
+		return
+	}
+	if err := in.inTime(fmt.Sprintf("pages of pid %d", p.PID)); err != nil {
+		in.warn("pid %d: environment not read: %v", p.PID, err)
+		return
+	}
+	pm, err := OpenProcessMemory(in.dir, p.PID)
+	if err != nil {
+		in.warn("pid %d: environment not read: %v", p.PID, err)
+		return
+	}
+	defer pm.Close()
+	raw, found, err := pm.ReadRange(start, end, maxArgsBytes)
+	if err != nil || !found {
+		if err == nil {
+			err = errors.New("the environment area is not in the images")
+		}
+		in.warn("pid %d: environment not read: %v", p.PID, err)
+		return
+	}
+	for _, v := range bytes.Split(bytes.TrimRight(raw, "\x00"), []byte{0}) {
+		if len(v) > 0 {
+			p.Env = append(p.Env, string(v))
+		}
+	}
+}
+
+// workingDirs reads each live process's working directory from
+// fs-PID.img and files.img.
+func (in *inspector) workingDirs() error {
+	if in.files == nil {
+		return nil
+	}
+	for i := range in.ins.Processes {
+		p := &in.ins.Processes[i]
+		if _, ok := in.ids[p.PID]; !ok {
+			continue
+		}
+		name := fmt.Sprintf("fs-%d.img", p.PID)
+		if _, err := os.Stat(filepath.Join(in.dir, name)); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		entries, err := in.decode(name, "FS", &fs.FsEntry{})
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return in.bad(name, "is empty")
+		}
+		cwd := entries[0].(*fs.FsEntry).GetCwdId()
+		if f, ok := in.files[cwd]; ok && f.GetReg() != nil {
+			p.Cwd = f.GetReg().GetName()
+		} else {
+			in.warn("pid %d: %s names working directory %d, which files.img does not hold", p.PID, name, cwd)
+		}
+	}
+	return nil
+}
+
+// interfaces reads the network interfaces of the root process's network
+// namespace when it is the container's own.
+func (in *inspector) interfaces() error {
+	if len(in.ins.Processes) == 0 {
+		return nil
+	}
+	ids, ok := in.ids[in.ins.Processes[0].PID]
+	if !ok || ids.GetNetNsId() == 0 || (in.inv.GetRootIds() != nil && in.inv.GetRootIds().GetNetNsId() == ids.GetNetNsId()) {
+		return nil
+	}
+	name := fmt.Sprintf("netdev-%d.img", ids.GetNetNsId())
+	if _, err := os.Stat(filepath.Join(in.dir, name)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	entries, err := in.decode(name, "NETDEV", &netdev.NetDeviceEntry{})
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		d := e.(*netdev.NetDeviceEntry)
+		iface := InspectedInterface{Name: d.GetName(), Type: strings.ToLower(d.GetType().String()), MTU: d.GetMtu(), Up: d.GetFlags()&syscall.IFF_UP != 0}
+		if _, known := netdev.NdType_name[int32(d.GetType())]; !known {
+			iface.Type = "type " + strconv.FormatUint(uint64(d.GetType()), 10)
+		}
+		if a := d.GetAddress(); len(a) > 0 {
+			iface.MAC = net.HardwareAddr(a).String()
+		}
+		in.ins.Interfaces = append(in.ins.Interfaces, iface)
+	}
+	return nil
 }
 
 // fdKind is CRIU's name of a file kind, in lower case ("reg", "pipe",
