@@ -241,6 +241,82 @@ expect_source_intact() {
 	fi
 }
 
+# ---------------------------------------------------------------- ssh://
+
+# Host a: a network namespace linked to host b by a veth pair (a
+# 192.168.78.1, b 192.168.78.2); runcr migrate runs there. Host b runs
+# sshd on 192.168.78.2:2222 with its own host key, root's key of the
+# test's making in authorized_keys and nothing of the system's sshd or ssh
+# configuration. Sets HOSTA, SSH_DIR.
+setup_ssh_b() {
+	HOSTA=rcr-$$-${BATS_TEST_NUMBER}a
+	SSH_DIR=$ROOT/ssh
+	ip netns add "$HOSTA" || fail "ip netns add $HOSTA failed"
+	NETNS+=("$HOSTA")
+	ip -n "$HOSTA" link set lo up
+	ip link add "rs$$a" netns "$HOSTA" type veth peer name "rs$$b" netns "$HOSTB" ||
+		fail "can't create a veth pair between hosts a and b"
+	ip -n "$HOSTA" addr add 192.168.78.1/24 dev "rs$$a"
+	ip -n "$HOSTA" link set "rs$$a" up
+	ip -n "$HOSTB" addr add 192.168.78.2/24 dev "rs$$b"
+	ip -n "$HOSTB" link set "rs$$b" up
+	mkdir -p "$SSH_DIR" /run/sshd
+	chmod 700 "$SSH_DIR"
+	ssh-keygen -q -t ed25519 -N '' -f "$SSH_DIR/host_key" || fail "ssh-keygen (host key) failed"
+	ssh-keygen -q -t ed25519 -N '' -f "$SSH_DIR/id" || fail "ssh-keygen (client key) failed"
+	cp "$SSH_DIR/id.pub" "$SSH_DIR/authorized_keys"
+	cat >"$SSH_DIR/sshd_config" <<-CONF
+		ListenAddress 192.168.78.2:2222
+		HostKey $SSH_DIR/host_key
+		AuthorizedKeysFile $SSH_DIR/authorized_keys
+		PidFile $SSH_DIR/sshd.pid
+		PermitRootLogin prohibit-password
+		PubkeyAuthentication yes
+		PasswordAuthentication no
+		KbdInteractiveAuthentication no
+		UsePAM no
+		StrictModes no
+	CONF
+	# sshd -D stays in the foreground: teardown kills it (BG_PIDS).
+	background nsenter --net="/run/netns/$HOSTB" "$(command -v sshd)" -D -e -f "$SSH_DIR/sshd_config"
+	wait_for 50 0.1 eval "nsenter --net=/run/netns/$HOSTB ss -Hltn 'sport = :2222' | grep -q ." ||
+		fail "sshd did not listen on host b: $(cat "$ROOT/bg.out")"
+}
+
+@test "migrate over ssh:// to a real sshd on host b: the container moves, memory intact" {
+	requires host_cmd sshd host_cmd ssh host_cmd ssh-keygen
+	setup_ssh_b
+	use_memory_workload
+	start_workload
+	local token=$TOKEN at
+
+	run env "${CRIU_ENV[@]}" timeout -k 5 "$RUNCR_TEST_TIMEOUT" nsenter --net="/run/netns/$HOSTA" \
+		"$RUNCR" --root "$STATE" migrate --print-stats --new-id "$CT_B" \
+		--remote-runcr "$RUNCR" --remote-root "$STATE_B" --remote-bundle "$BUNDLE_B" \
+		--ssh-option -F --ssh-option /dev/null --ssh-option -i --ssh-option "$SSH_DIR/id" \
+		--ssh-option -o --ssh-option StrictHostKeyChecking=no \
+		--ssh-option -o --ssh-option UserKnownHostsFile=/dev/null \
+		--ssh-option -o --ssh-option LogLevel=ERROR \
+		"$CT" ssh://root@192.168.78.2:2222
+	log "\$ [host a] runcr migrate ... $CT ssh://root@192.168.78.2:2222 (status=$status)"
+	log "$output"
+	[ "$status" -eq 0 ] || fail "migrate over ssh:// failed"
+	local json
+	json=$(sed -n '/^{/,/^}/p' <<<"$output")
+	[ "$(jq -r .dest,.target_id <<<"$json" | paste -sd" ")" = "ssh://root@192.168.78.2:2222 $CT_B" ] || fail "wrong dest or id in the stats: $json"
+	read_state_file
+	at=$COUNTER
+
+	expect_state "$CT" gone
+	runcr_b state "$CT_B"
+	[ "$(jq -r .status <<<"$output")" = running ] || fail "not running on b"
+	expect_progress_b "$at" "$token"
+	[ -f "$BUNDLE_B/config.json" ] && [ -f "$BUNDLE_B/rootfs/memtest.awk" ] || fail "bundle not sent"
+	[ -f "$BUNDLE_B/$CT_B.stdio.log" ] || fail "no stdio log on b"
+	# sshd saw root log in with the test's key.
+	grep -q "Accepted publickey for root" "$ROOT/bg.out" || fail "sshd logged no key login: $(cat "$ROOT/bg.out")"
+}
+
 # ---------------------------------------------------------------- network
 
 # Hosts a and b on a LAN: a bridge in the client's namespace ($CLIENT,
