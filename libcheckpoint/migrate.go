@@ -113,6 +113,7 @@ const (
 	stepPreDump   = "pre-dump"
 	stepFreeze    = "freeze"
 	stepRootfs    = "rootfs-sync"
+	stepNetLock   = "network-lock"
 	stepDump      = "dump"
 	stepRestore   = "restore"
 	stepCommit    = "commit"
@@ -226,6 +227,7 @@ type migration struct {
 	container *libcontainer.Container
 	frozen    *preFreeze
 	frozenAt  time.Time
+	netLock   *netLock
 	rootfs    string
 	mu        sync.Mutex
 	committed bool
@@ -341,6 +343,10 @@ func (rt *Runtime) Migrate(ctx context.Context, id string, opts MigrateOptions) 
 		return fail(stepHandshake, interrupted(m.transportErr(err)))
 	}
 	m.report.TargetBundle = rep.BundlePath
+	if rep.ID != "" {
+		// receive --id may name it otherwise.
+		m.report.TargetID, newID = rep.ID, rep.ID
+	}
 	m.step(stepHandshake, stepStart, 0)
 
 	// Bundle: the rootfs while the container runs.
@@ -370,6 +376,17 @@ func (rt *Runtime) Migrate(ctx context.Context, id string, opts MigrateOptions) 
 		return fail(stepRootfs, interrupted(err))
 	}
 	m.step(stepRootfs, stepStart, n)
+
+	// Established connections: from the dump on, the source's namespace
+	// must acknowledge nothing (it would be lost to the target) and, once
+	// killed, reset nothing.
+	if opts.TCPEstablished {
+		stepStart = time.Now()
+		if m.netLock, err = lockSourceNetwork(container); err != nil {
+			return fail(stepNetLock, fmt.Errorf("locking the source's network namespace for --tcp-established (it needs nsenter and iptables on this host): %w", err))
+		}
+		m.step(stepNetLock, stepStart, 0)
+	}
 
 	// The final dump, streamed.
 	stepStart = time.Now()
@@ -596,6 +613,8 @@ func (m *migration) rollback(step string, err error) error {
 		targetState = "the target was never reached"
 	}
 	sourceState := fmt.Sprintf("container %q runs on, untouched", m.id)
+	m.netLock.unlock()
+	m.netLock = nil
 	if m.frozen != nil {
 		thawUnlessPaused(m.container, false)
 		m.frozen.release()
@@ -612,6 +631,8 @@ func (m *migration) rollback(step string, err error) error {
 // keepFrozen releases the thaw guard without thawing: after an
 // unacknowledged commit, thawing could leave the container running twice.
 func (m *migration) keepFrozen() {
+	m.netLock.keep()
+	m.netLock = nil
 	if m.frozen == nil {
 		return
 	}
@@ -622,18 +643,11 @@ func (m *migration) keepFrozen() {
 }
 
 // destroySource kills the frozen source container and deletes it. With
-// --tcp-established its network namespace first drops every packet, so
-// that its sockets' deaths (RST, FIN) don't reach the peers, whose
+// --tcp-established its network namespace was locked before the dump and
+// stays so: its sockets' deaths (RST, FIN) must not reach the peers, whose
 // connections now live on the target.
 func (m *migration) destroySource() error {
 	c := m.container
-	var unlock func()
-	if m.opts.TCPEstablished {
-		var err error
-		if unlock, err = lockSourceNetwork(c); err != nil {
-			logrus.Warnf("migrate: locking the source's network before killing it: %v; peers may see its connections reset", err)
-		}
-	}
 	err := c.Signal(unix.SIGKILL)
 	thawUnlessPaused(c, false)
 	if err == nil {
@@ -645,8 +659,12 @@ func (m *migration) destroySource() error {
 		}
 		err = c.Destroy()
 	}
-	if unlock != nil {
-		unlock()
+	if m.netLock != nil {
+		if m.netLock.Path != "" {
+			m.note("%s", m.netLock.keptNote())
+		}
+		m.netLock.keep()
+		m.netLock = nil
 	}
 	if m.frozen != nil {
 		m.frozen.release()

@@ -32,6 +32,13 @@
 #                 the checkpoint and restore times (BenchmarkDigest,
 #                 tests/bench/digest_test.go); 0: skip it; only: run only that
 #   BENCH_DIGEST_RUNS, BENCH_DIGEST_MIB  its runs (default 5) and size (1024)
+#   BENCH_MIGRATE 1 (default): afterwards, runcr migrate over exec: (to
+#                 runcr receive on this host) against a plain checkpoint +
+#                 restore of the same container: downtime and total time
+#                 (BenchmarkMigrate, tests/bench/migrate_test.go); 0: skip
+#                 it; only: run only that
+#   BENCH_MIGRATE_RUNS, BENCH_MIGRATE_MIB, BENCH_MIGRATE_COMPRESS  its runs
+#                 (default 5), sizes (256,1024) and --compress (zstd)
 #
 # runc is given CRIU_FAULT=130 exactly when `runcr check` says hardware
 # breakpoints don't fire here (CRIU hangs on dump otherwise); runcr decides
@@ -45,20 +52,44 @@ BENCH_RUNS=${BENCH_RUNS:-7}
 bench_init
 bench_banner
 export BENCH_OUT
-if [ "${BENCH_EXPORT:-1}" != only ] && [ "${BENCH_DIGEST:-1}" != only ]; then
+# BENCH_EXPORT, BENCH_DIGEST or BENCH_MIGRATE=only runs that part alone.
+ONLY=
+for part in EXPORT DIGEST MIGRATE; do
+	v=BENCH_$part
+	[ "${!v:-1}" = only ] && ONLY=$part
+done
+# part_runs PART: whether MAIN (the runcr/runc table), EXPORT, DIGEST or
+# MIGRATE runs.
+part_runs() {
+	if [ -n "$ONLY" ]; then
+		[ "$1" = "$ONLY" ]
+		return
+	fi
+	local v=BENCH_$1
+	[ "$1" = MAIN ] || [ "${!v:-1}" != 0 ]
+}
+if part_runs MAIN; then
 	printf 'bench: %s runs per runtime and size, sizes %s MiB, images on tmpfs %s\n' \
 		"$BENCH_RUNS" "${BENCH_SIZES:-16,256,1024}" "$WORK"
 	bench_test "$BENCH_RUNS" 2>&1 | tee "$BENCH_OUT/bench.txt"
 fi
-if [ "${BENCH_EXPORT:-1}" != 0 ] && [ "${BENCH_DIGEST:-1}" != only ]; then
+if part_runs EXPORT; then
 	BENCH_EXPORT_RUNS=${BENCH_EXPORT_RUNS:-5}
 	[ "$BENCH_EXPORT_RUNS" -ge 3 ] 2>/dev/null || die "BENCH_EXPORT_RUNS must be at least 3"
 	printf 'bench: checkpoint --export vs plain checkpoint, %s runs each, %s MiB\n' "$BENCH_EXPORT_RUNS" "${BENCH_EXPORT_MIB:-1024}"
 	BENCH_PATTERN='^BenchmarkExport$' bench_test "$BENCH_EXPORT_RUNS" 2>&1 | tee "$BENCH_OUT/export.txt"
 fi
-if [ "${BENCH_DIGEST:-1}" != 0 ] && [ "${BENCH_EXPORT:-1}" != only ]; then
+if part_runs DIGEST; then
 	BENCH_DIGEST_RUNS=${BENCH_DIGEST_RUNS:-5}
 	[ "$BENCH_DIGEST_RUNS" -ge 3 ] 2>/dev/null || die "BENCH_DIGEST_RUNS must be at least 3"
 	printf 'bench: image digests, hashing and verifying against checkpoint and restore, %s runs, %s MiB\n' "$BENCH_DIGEST_RUNS" "${BENCH_DIGEST_MIB:-1024}"
 	BENCH_PATTERN='^BenchmarkDigest$' bench_test "$BENCH_DIGEST_RUNS" 2>&1 | tee "$BENCH_OUT/digest.txt"
+fi
+if part_runs MIGRATE; then
+	BENCH_MIGRATE_RUNS=${BENCH_MIGRATE_RUNS:-5}
+	[ "$BENCH_MIGRATE_RUNS" -ge 3 ] 2>/dev/null || die "BENCH_MIGRATE_RUNS must be at least 3"
+	printf 'bench: migrate over exec: vs checkpoint + restore, %s runs each, %s MiB\n' "$BENCH_MIGRATE_RUNS" "${BENCH_MIGRATE_MIB:-256,1024}"
+	# The plain cycles' extra --leave-running checkpoint is not part of
+	# this comparison.
+	BENCH_DOWNTIME=0 BENCH_PATTERN='^BenchmarkMigrate$' bench_test "$BENCH_MIGRATE_RUNS" 2>&1 | tee "$BENCH_OUT/migrate.txt"
 fi

@@ -34,6 +34,8 @@ PACKAGES=(
 	iptables busybox-static bats jq gawk iproute2 procps psmisc util-linux
 	libseccomp-dev pkg-config build-essential git xz-utils ca-certificates
 	socat go-md2man hyperfine time linux-perf zstd shellcheck
+	# runcr migrate over ssh:// (migrate.bats runs its own sshd)
+	openssh-server openssh-client
 	# CRIU build dependencies (bookworm's -dev packages)
 	libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 	python3-protobuf libnl-3-dev libnl-route-3-dev libcap-dev libnet1-dev
