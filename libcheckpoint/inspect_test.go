@@ -277,6 +277,21 @@ func TestInspectCraftedCheckpoint(t *testing.T) {
 	}
 }
 
+// An engine archive's checkpoint/ holds no stats-dump (the archive keeps
+// it beside) and no manifest: inspect reports no statistics, not a crash.
+func TestInspectWithoutStatsOrManifest(t *testing.T) {
+	dir := t.TempDir()
+	craftCheckpoint(t, dir, "/x")
+	os.Remove(filepath.Join(dir, "stats-dump"))
+	ins, err := Inspect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins.Dump != nil {
+		t.Errorf("statistics out of nowhere: %+v", ins.Dump)
+	}
+}
+
 // The manifest is reported as written; without stats-dump its statistics
 // stand in.
 func TestInspectManifest(t *testing.T) {

@@ -1015,7 +1015,9 @@ func (in *inspector) dumpStats() error {
 	default:
 		return err
 	}
-	in.ins.Dump.Profile = inspectedProfile(in.ins.Dump, in.ins.Manifest, in.dir)
+	if in.ins.Dump != nil { // an engine archive keeps stats-dump beside checkpoint/
+		in.ins.Dump.Profile = inspectedProfile(in.ins.Dump, in.ins.Manifest, in.dir)
+	}
 	return nil
 }
 
