@@ -662,19 +662,28 @@ func BenchmarkCheckpointRestore(b *testing.B) {
 	machine.DurationS = time.Since(started).Seconds()
 	rep := buildReport(machine, results)
 	table := rep.markdown() + phaseTable(results)
+	publishReport(b, cfg.out, "results", rep, table)
+}
+
+// publishReport prints a benchmark's markdown table and, when dir is
+// set, writes the report there as NAME.json and the table as NAME.md.
+func publishReport(b *testing.B, dir, name string, rep any, table string) {
+	b.Helper()
 	fmt.Println()
 	fmt.Print(table)
-	if cfg.out != "" {
-		if err := os.MkdirAll(cfg.out, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		data, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(filepath.Join(cfg.out, "results.json"), append(data, '\n'), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(cfg.out, "results.md"), []byte(table), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		fmt.Printf("\nwrote %s and %s\n", filepath.Join(cfg.out, "results.json"), filepath.Join(cfg.out, "results.md"))
+	if dir == "" {
+		return
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	data, _ := json.MarshalIndent(rep, "", "  ")
+	jsonPath, mdPath := filepath.Join(dir, name+".json"), filepath.Join(dir, name+".md")
+	if err := os.WriteFile(jsonPath, append(data, '\n'), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(mdPath, []byte(table), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("\nwrote %s and %s\n", jsonPath, mdPath)
 }

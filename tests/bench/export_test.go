@@ -3,7 +3,6 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -95,20 +94,7 @@ func BenchmarkExport(b *testing.B) {
 	machine.DurationS = time.Since(started).Seconds()
 	rep := exportReport{Machine: machine, MiB: mib, Runs: i, Compress: compress, Samples: s}
 	table := rep.markdown()
-	fmt.Println()
-	fmt.Print(table)
-	if cfg.out != "" {
-		if err := os.MkdirAll(cfg.out, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		data, _ := json.MarshalIndent(rep, "", "  ")
-		for name, content := range map[string][]byte{"export.json": append(data, '\n'), "export.md": []byte(table)} {
-			if err := os.WriteFile(filepath.Join(cfg.out, name), content, 0o644); err != nil {
-				b.Fatal(err)
-			}
-		}
-		fmt.Printf("\nwrote %s and %s\n", filepath.Join(cfg.out, "export.json"), filepath.Join(cfg.out, "export.md"))
-	}
+	publishReport(b, cfg.out, "export", rep, table)
 }
 
 type exportSamples struct {

@@ -120,20 +120,7 @@ func BenchmarkMigrate(b *testing.B) {
 	machine.DurationS = time.Since(started).Seconds()
 	rep.Machine = machine
 	table := rep.markdown()
-	fmt.Println()
-	fmt.Print(table)
-	if cfg.out != "" {
-		if err := os.MkdirAll(cfg.out, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		data, _ := json.MarshalIndent(rep, "", "  ")
-		for name, content := range map[string][]byte{"migrate.json": append(data, '\n'), "migrate.md": []byte(table)} {
-			if err := os.WriteFile(filepath.Join(cfg.out, name), content, 0o644); err != nil {
-				b.Fatal(err)
-			}
-		}
-		fmt.Printf("\nwrote %s and %s\n", filepath.Join(cfg.out, "migrate.json"), filepath.Join(cfg.out, "migrate.md"))
-	}
+	publishReport(b, cfg.out, "migrate", rep, table)
 }
 
 // migrateHost is where the container goes: its id, --root and bundle.
