@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -375,5 +376,38 @@ func TestLegacyXXH64Manifest(t *testing.T) {
 	m.Images["core-1.img"] = ImageFile{Size: m.Images["core-1.img"].Size}
 	if err := VerifyImages(dir, m); !errors.Is(err, ErrDamagedImage) {
 		t.Fatalf("no digest: %v", err)
+	}
+}
+
+// Damage to a compressed archive that still decompresses (random pages
+// are stored raw by zstd, and only the frame's checksum at its end sees
+// the change) is a bad archive: the stream is read to its checksum
+// before the images are held against their digests.
+func TestImportCorruptRawBlockIsBadArchive(t *testing.T) {
+	dir, config, _ := imageFixture(t)
+	pages := make([]byte, 256<<10)
+	rand.New(rand.NewSource(1)).Read(pages)
+	if err := os.WriteFile(filepath.Join(dir, "pages-1.img"), pages, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Images, err = DigestImages(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := manifest.Write(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	data := exportBytes(t, dir, config, CompressZstd)
+	at := bytes.Index(data, pages[100<<10:100<<10+64])
+	if at < 0 {
+		t.Fatal("the random pages are not stored raw in the zstd archive")
+	}
+	data[at+10] ^= 0xff
+	_, err = ImportArchive(bytes.NewReader(data), t.TempDir())
+	if !errors.Is(err, ErrBadArchive) || errors.Is(err, ErrDamagedImage) {
+		t.Fatalf("got %v, want a bad archive (its checksum), not a damaged image", err)
 	}
 }

@@ -465,15 +465,17 @@ func importBudgeted(r io.Reader, targetDir string, budget *importBudget) (_ *man
 	if imported == nil {
 		return nil, fmt.Errorf("%w: no %s after %s: not an archive made by `runcr checkpoint --export`, or it is truncated", ErrBad, manifest.File, EntryDesc(last))
 	}
-	if err := manifest.CheckDigests(targetDir, imported, digests); err != nil {
-		return nil, err
-	}
-	// Read to the end of the compressed stream, where gzip and zstd
-	// check their checksums.
+	// Read to the end of the compressed stream first, where gzip and zstd
+	// check their checksums: a corrupt archive is a bad archive, even
+	// where the damage happens to decompress; the digests then catch
+	// images that changed before they were archived.
 	if n, err := io.CopyN(io.Discard, dr, MaxTrailer+1); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: after the last entry: %w (the file is truncated or corrupt)", ErrBad, err)
 	} else if n > MaxTrailer {
 		return nil, fmt.Errorf("%w: more than %d bytes follow the end of the tar stream", ErrBad, MaxTrailer)
+	}
+	if err := manifest.CheckDigests(targetDir, imported, digests); err != nil {
+		return nil, err
 	}
 	return imported, nil
 }
